@@ -1,0 +1,51 @@
+"""Run a two-branch model over a pair dataset and collect its descriptors (TensorFlow).
+
+Used by the per-epoch validation of the training loop and by descriptor extraction.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+
+def pair_descriptors(model, dataset: tf.data.Dataset, *, total_batches: Optional[int] = None,
+                     progress: bool = False, jit_compile: bool = False):
+    """Descriptors of every pair in ``dataset``.
+
+    Args:
+      model: a two-branch ``keras.Model`` with dict inputs/outputs ``satellite`` and
+        ``ground`` (see :mod:`cvmnet_tf.models`), run in inference mode.
+      dataset: batches of dicts ``{"satellite": (B, Hs, Ws, 3), "ground": (B, Hg, Wg, 3),
+        "index": (B,)}`` as made by :func:`cvmnet_tf.data.make_pair_dataset`.
+      total_batches: for the progress bar only.
+
+    Returns:
+      ``(satellite, ground, index)``: float32 arrays (N, dim), (N, dim) and int64 (N,),
+      in dataset order. Pairs the pipeline skipped (unreadable images) are absent, so
+      ``index`` says which split rows the descriptors belong to.
+    """
+
+    @tf.function(reduce_retracing=True, jit_compile=jit_compile)
+    def forward(satellite, ground):
+        out = model({"satellite": satellite, "ground": ground}, training=False)
+        return tf.cast(out["satellite"], tf.float32), tf.cast(out["ground"], tf.float32)
+
+    sats, grds, indices = [], [], []
+    bar = None
+    if progress:
+        import keras
+        bar = keras.utils.Progbar(total_batches, unit_name="batch")
+    for i, batch in enumerate(dataset):
+        s, g = forward(batch["satellite"], batch["ground"])
+        sats.append(s.numpy())
+        grds.append(g.numpy())
+        indices.append(batch["index"].numpy())
+        if bar is not None:
+            bar.update(i + 1)
+    if not sats:
+        raise ValueError("the dataset yielded no pairs: every image was skipped or the split is empty")
+    return (np.concatenate(sats).astype(np.float32), np.concatenate(grds).astype(np.float32),
+            np.concatenate(indices).astype(np.int64))

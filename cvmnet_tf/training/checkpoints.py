@@ -1,0 +1,164 @@
+"""Per-epoch checkpoints and the released code's recall file, written atomically.
+
+Layout under ``output_dir`` (as the released TF1 code, ``Model/`` and ``Result/``)::
+
+    Model/<model>/0/                  the initial model (before any training)
+    Model/<model>/<epoch>/model.keras the Keras model (architecture + weights)
+    Model/<model>/<epoch>/optimizer.npz  Adam's variables, in ``optimizer.variables`` order
+    Model/<model>/<epoch>/state.json  epoch, global step, model config, validation metrics
+    Result/<model>_accuracy.txt       "<epoch> <iter> : <recall@1%>" one line per epoch
+    Result/<model>_metrics.jsonl      every metric of every epoch, one JSON object a line
+    Result/<model>_flags.json         the resolved configuration of the run
+
+A checkpoint folder appears under its final name only once complete (written under a
+temporary name, then renamed), so "the last complete checkpoint" is simply the highest
+numbered folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Optional
+
+import numpy as np
+
+from cvmnet_tf import atomic_io
+
+MODEL_FILE = "model.keras"
+OPTIMIZER_FILE = "optimizer.npz"
+STATE_FILE = "state.json"
+
+# The parts of the configuration that define the network: a checkpoint whose values differ
+# belongs to another model and cannot be restored into this one.
+ARCHITECTURE_KEYS = ("model", "satellite_size", "ground_size", "num_clusters",
+                     "descriptor_dim", "normalize_output")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, incomplete or belongs to another model."""
+
+
+def model_dir(output_dir: str, model_name: str) -> str:
+    return os.path.join(output_dir, "Model", model_name)
+
+
+def result_paths(output_dir: str, model_name: str) -> dict:
+    result = os.path.join(output_dir, "Result")
+    return {
+        "accuracy": os.path.join(result, f"{model_name}_accuracy.txt"),
+        "metrics": os.path.join(result, f"{model_name}_metrics.jsonl"),
+        "flags": os.path.join(result, f"{model_name}_flags.json"),
+    }
+
+
+def list_checkpoints(output_dir: str, model_name: str) -> list[int]:
+    """Epoch numbers of the complete checkpoints, ascending."""
+    root = model_dir(output_dir, model_name)
+    if not os.path.isdir(root):
+        return []
+    epochs = []
+    for name in os.listdir(root):
+        if re.fullmatch(r"\d+", name) and os.path.exists(os.path.join(root, name, STATE_FILE)):
+            epochs.append(int(name))
+    return sorted(epochs)
+
+
+def latest_checkpoint(output_dir: str, model_name: str) -> Optional[int]:
+    epochs = list_checkpoints(output_dir, model_name)
+    return epochs[-1] if epochs else None
+
+
+def checkpoint_path(output_dir: str, model_name: str, epoch: int) -> str:
+    return os.path.join(model_dir(output_dir, model_name), str(epoch))
+
+
+def save_checkpoint(output_dir: str, model, optimizer, epoch: int, state: dict) -> str:
+    """Write the checkpoint of ``epoch`` atomically; returns its folder."""
+    path = checkpoint_path(output_dir, state["config"]["model"], epoch)
+    with atomic_io.atomic_path(path) as tmp:
+        os.makedirs(tmp)
+        model.save(os.path.join(tmp, MODEL_FILE))
+        if optimizer is not None and optimizer.built:
+            arrays = {f"v{i:05d}": np.asarray(v.numpy() if hasattr(v, "numpy") else v)
+                      for i, v in enumerate(optimizer.variables)}
+            np.savez(os.path.join(tmp, OPTIMIZER_FILE), **arrays)
+        with open(os.path.join(tmp, STATE_FILE), "w", encoding="utf-8") as f:
+            json.dump(dict(state, epoch=epoch), f, indent=2, sort_keys=True)
+    return path
+
+
+def read_state(path: str) -> dict:
+    state_file = os.path.join(path, STATE_FILE)
+    if not os.path.exists(state_file):
+        raise CheckpointError(f"{path} is not a complete checkpoint: {STATE_FILE} is missing")
+    with open(state_file, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def check_same_architecture(state: dict, config: dict, path: str) -> None:
+    """Raise :class:`CheckpointError` when the checkpoint's network differs from ``config``."""
+    saved = state.get("config", {})
+    diffs = [f"{k}: checkpoint {saved.get(k)!r} vs requested {config.get(k)!r}"
+             for k in ARCHITECTURE_KEYS if _norm(saved.get(k)) != _norm(config.get(k))]
+    if diffs:
+        raise CheckpointError(
+            f"checkpoint {path} belongs to another model ({'; '.join(diffs)}); "
+            "use another --output_dir or the matching flags")
+
+
+def restore_checkpoint(path: str, model, optimizer, config: dict) -> dict:
+    """Load weights (and optimizer variables) saved by :func:`save_checkpoint` into
+    ``model``/``optimizer``; returns the saved state. The optimizer must be built."""
+    state = read_state(path)
+    check_same_architecture(state, config, path)
+    model_file = os.path.join(path, MODEL_FILE)
+    try:
+        model.load_weights(model_file)
+    except Exception as exc:  # shape or layer mismatch
+        raise CheckpointError(f"cannot load {model_file} into {config.get('model')}: {exc}") from exc
+    opt_file = os.path.join(path, OPTIMIZER_FILE)
+    if optimizer is not None and os.path.exists(opt_file):
+        with np.load(opt_file) as data:
+            values = [data[k] for k in sorted(data.files)]
+        variables = optimizer.variables
+        if len(values) != len(variables):
+            raise CheckpointError(
+                f"{opt_file} holds {len(values)} optimizer variables, the optimizer has {len(variables)}")
+        for var, value in zip(variables, values):
+            if tuple(var.shape) != value.shape:
+                raise CheckpointError(
+                    f"{opt_file}: optimizer variable {var.path} has shape {tuple(var.shape)}, "
+                    f"the file {value.shape}")
+            var.assign(value)
+    return state
+
+
+def write_result_files(output_dir: str, model_name: str, history: list[dict]) -> None:
+    """Rewrite the recall file and the metrics log from ``history`` (one dict per epoch,
+    ascending, with keys epoch, iterations, metrics), so that after a resume they hold
+    exactly one line for every completed epoch."""
+    paths = result_paths(output_dir, model_name)
+    lines = [format_recall_line(h["epoch"], h["iterations"], h["metrics"]["recall@1%"]) for h in history]
+    atomic_io.write_text(paths["accuracy"], "".join(line + "\n" for line in lines))
+    atomic_io.write_text(paths["metrics"], "".join(json.dumps(h, sort_keys=True) + "\n" for h in history))
+
+
+def format_recall_line(epoch: int, iterations: int, recall: float) -> str:
+    """The released code's line: ``str(epoch) + ' ' + str(iter) + ' : ' + str(recall)``."""
+    return f"{epoch} {iterations} : {float(recall)!r}"
+
+
+def read_history(output_dir: str, model_name: str, up_to_epoch: int) -> list[dict]:
+    """The per-epoch records of checkpoints 1..up_to_epoch (from their state files)."""
+    history = []
+    for epoch in list_checkpoints(output_dir, model_name):
+        if 1 <= epoch <= up_to_epoch:
+            state = read_state(checkpoint_path(output_dir, model_name, epoch))
+            history.append(state["record"])
+    return history
+
+
+def _norm(value):
+    return list(value) if isinstance(value, (list, tuple)) else value

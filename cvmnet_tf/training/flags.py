@@ -1,0 +1,127 @@
+"""absl flags shared by ``train_cvusa.py``, ``train_cvact.py`` and ``train_vohays.py``.
+
+Every flag's default is the released code's value (the ``paper`` preset). ``--preset``
+changes several defaults at once; a flag given on the command line always wins.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+from absl import app, flags
+
+from cvmnet_tf.training.config import MODEL_NAMES, PRESETS, TrainConfig, make_config
+
+IMAGE_SIZES = {
+    "paper": ((512, 512), (224, 1232)),
+    "half": ((256, 256), (112, 616)),
+    "small": ((128, 128), (64, 320)),
+    "tiny": ((64, 64), (32, 128)),
+}
+
+# flag name -> TrainConfig field (same name unless listed in _RENAMED)
+_FIELDS = ("model", "loss", "alpha", "margin", "learning_rate", "batch_size", "epochs", "dropout_rate",
+           "hard_mining_from_epoch", "hard_top_k", "weights", "data_dir", "output_dir", "num_clusters",
+           "descriptor_dim", "normalize_output", "mixed_precision", "jit_compile", "seed", "resume",
+           "overwrite", "synthetic", "synthetic_train_pairs", "synthetic_val_pairs", "max_steps_per_epoch",
+           "max_eval_pairs", "geo_threshold_m", "tensorboard")
+
+
+def define_flags(dataset: str) -> None:
+    """Define the training flags (idempotent per process)."""
+    if "model" in flags.FLAGS:
+        return
+    d = TrainConfig()
+    flags.DEFINE_enum("preset", "paper", list(PRESETS),
+                      "Defaults to start from: 'paper' (released code: 512x512/224x1232, K=64, 4096-d, "
+                      "lr 1e-5, batch 12, ImageNet VGG16) or 'cpu_demo' (64x64/32x128, K=8, 64-d, lr 3e-4, "
+                      "batch 32, 6 epochs, random init; for the synthetic world on a CPU). Explicit flags win.")
+    flags.DEFINE_enum("model", d.model, list(MODEL_NAMES), "Network to train.")
+    flags.DEFINE_string("loss", d.loss, "Loss: weighted_soft_margin_triplet, weighted_quadruplet, contrastive, "
+                        "soft_margin_triplet, max_margin_triplet, hard_exemplar_reweighting_triplet.")
+    flags.DEFINE_float("alpha", d.alpha, "Alpha of the weighted soft-margin losses (paper: 10).")
+    flags.DEFINE_float("margin", d.margin, "Margin of the contrastive / max-margin losses.")
+    flags.DEFINE_float("learning_rate", d.learning_rate, "Adam learning rate (released code: 1e-5).")
+    flags.DEFINE_integer("batch_size", d.batch_size, "Pairs per batch (released code: 12).")
+    flags.DEFINE_integer("epochs", d.epochs, "Last epoch to train (epochs are numbered from 1).")
+    flags.DEFINE_float("dropout_rate", d.dropout_rate, "Dropout rate (released code 0.2, i.e. keep 0.8; paper 0.1).")
+    flags.DEFINE_integer("hard_mining_from_epoch", d.hard_mining_from_epoch,
+                         "First epoch of the second stage (in-batch hard negatives); 0 = never.")
+    flags.DEFINE_integer("hard_top_k", d.hard_top_k, "Hard negatives kept per anchor in that stage.")
+    flags.DEFINE_string("weights", d.weights,
+                        "Backbone initialisation: 'imagenet' (Keras download), 'none', or a local weights file.")
+    flags.DEFINE_string("data_dir", None, f"Dataset root in the {dataset} layout (see data/README.md).")
+    flags.DEFINE_string("output_dir", d.output_dir, "Where Model/, Result/ and logs/ are written.")
+    flags.DEFINE_string("image_size", "paper",
+                        "Input sizes: " + ", ".join(f"'{k}' ({v[0][0]}x{v[0][1]} satellite, {v[1][0]}x{v[1][1]} "
+                                                    "panorama)" for k, v in IMAGE_SIZES.items())
+                        + ", or 'HxW,HxW' (satellite,ground). The cpu_demo preset uses 'tiny'.")
+    flags.DEFINE_integer("num_clusters", d.num_clusters, "NetVLAD clusters K.")
+    flags.DEFINE_integer("descriptor_dim", d.descriptor_dim, "Descriptor size.")
+    flags.DEFINE_boolean("normalize_output", d.normalize_output,
+                         "CVM-Net-II: l2-normalise the descriptors (the released code does not).")
+    flags.DEFINE_boolean("mixed_precision", d.mixed_precision, "mixed_float16 with loss scaling.")
+    flags.DEFINE_boolean("jit_compile", d.jit_compile, "XLA-compile the training step.")
+    flags.DEFINE_integer("seed", d.seed, "Seed of shuffling, augmentation, dropout and initialisation.")
+    flags.DEFINE_boolean("resume", d.resume, "Continue from the last complete checkpoint in --output_dir.")
+    flags.DEFINE_boolean("overwrite", d.overwrite, "Delete a previous run of this model in --output_dir first.")
+    flags.DEFINE_boolean("synthetic", d.synthetic,
+                         "Generate (once) and train on the built-in synthetic world in this dataset's layout.")
+    flags.DEFINE_integer("synthetic_train_pairs", d.synthetic_train_pairs, "Synthetic training pairs.")
+    flags.DEFINE_integer("synthetic_val_pairs", d.synthetic_val_pairs, "Synthetic validation pairs.")
+    flags.DEFINE_integer("max_steps_per_epoch", d.max_steps_per_epoch, "Cap on steps per epoch (0: whole split).")
+    flags.DEFINE_integer("max_eval_pairs", d.max_eval_pairs, "Cap on validation pairs (0: whole split).")
+    flags.DEFINE_float("geo_threshold_m", d.geo_threshold_m, "CVACT geo-recall radius in metres (OriCNN: 5).")
+    flags.DEFINE_boolean("tensorboard", d.tensorboard, "Write TensorBoard scalars under <output_dir>/logs.")
+
+
+def parse_image_size(value: str):
+    """``'paper'`` etc. or ``'HxW,HxW'`` -> ((Hs, Ws), (Hg, Wg))."""
+    if value in IMAGE_SIZES:
+        return IMAGE_SIZES[value]
+    m = re.fullmatch(r"\s*(\d+)x(\d+)\s*,\s*(\d+)x(\d+)\s*", value)
+    if not m:
+        raise ValueError(f"--image_size={value!r}: use one of {', '.join(IMAGE_SIZES)} or 'HxW,HxW'")
+    a, b, c, e = (int(g) for g in m.groups())
+    return (a, b), (c, e)
+
+
+def config_from_flags(dataset: str, FLAGS=None) -> TrainConfig:
+    """A validated :class:`TrainConfig` from the parsed flags; explicit flags beat the preset."""
+    FLAGS = FLAGS or flags.FLAGS
+    overrides = {"dataset": dataset}
+    for name in _FIELDS:
+        if FLAGS[name].present or FLAGS.preset == "paper" or name not in PRESETS[FLAGS.preset]:
+            overrides[name] = FLAGS[name].value
+    if FLAGS["image_size"].present or FLAGS.preset == "paper":
+        overrides["satellite_size"], overrides["ground_size"] = parse_image_size(FLAGS.image_size)
+    if overrides.get("data_dir") is None:
+        overrides.pop("data_dir", None)
+    config = make_config(FLAGS.preset, **overrides)
+    config.validate()
+    return config
+
+
+def run(dataset: str) -> None:
+    """Entry point of the ``train_<dataset>.py`` scripts."""
+    define_flags(dataset)
+
+    def main(argv):
+        if len(argv) > 1:
+            raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        try:
+            config = config_from_flags(dataset)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        from cvmnet_tf.training.checkpoints import CheckpointError
+        from cvmnet_tf.training.loop import NonFiniteLossError, train
+        try:
+            train(config)
+        except (ValueError, FileNotFoundError, FileExistsError, CheckpointError, NonFiniteLossError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
+
+    app.run(main)

@@ -1,0 +1,337 @@
+"""The one training loop behind ``train_cvusa.py``, ``train_cvact.py`` and ``train_vohays.py``.
+
+Per epoch: train on the training split (exhaustive in-batch triplets, or hard mining
+from ``hard_mining_from_epoch`` on), evaluate recall on the validation split, save a
+checkpoint under ``Model/<model>/<epoch>/`` and rewrite ``Result/<model>_accuracy.txt``
+with one line per completed epoch, as the released code does (see
+:mod:`cvmnet_tf.training.checkpoints` for the layout). ``resume=True`` continues from the
+last complete checkpoint with the optimizer state, the epoch count and the recall file.
+
+Randomness is a function of ``(seed, epoch)`` alone (shuffle order, augmentation,
+dropout), so a resumed run repeats exactly what an uninterrupted run would have done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+from cvmnet_tf import atomic_io
+from cvmnet_tf.training import checkpoints as ckpt
+from cvmnet_tf.training.config import TrainConfig
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the message names the step and files."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    history: list  # one record per completed epoch: {"epoch", "iterations", "loss", "metrics", ...}
+    output_dir: str
+    last_checkpoint: str
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Run (or resume) training as configured; returns the per-epoch history."""
+    config.validate()
+    from cvmnet_tf import data as cv_data
+    from cvmnet_tf import losses as cv_losses
+    from cvmnet_tf import models as cv_models
+
+    log = _logger(config.verbose)
+    data_dir = prepare_data_dir(config, log)
+    sizes = cv_data.ImageSizes(satellite=tuple(config.satellite_size), ground=tuple(config.ground_size))
+    train_split = cv_data.load_split(config.dataset, data_dir, "train")
+    val_split = cv_data.load_split(config.dataset, data_dir, config.val_split)
+    if config.max_eval_pairs and len(val_split.satellite_paths) > config.max_eval_pairs:
+        val_split = _head(val_split, config.max_eval_pairs)
+    if len(train_split.satellite_paths) < config.batch_size:
+        raise ValueError(f"the training split of {data_dir} has {len(train_split.satellite_paths)} pairs, "
+                         f"fewer than --batch_size={config.batch_size}")
+
+    paths = ckpt.result_paths(config.output_dir, config.model)
+    start_epoch = _check_output_dir(config, paths)
+
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    else:
+        keras.mixed_precision.set_global_policy("float32")
+    keras.utils.set_random_seed(config.seed)
+
+    strategy = _choose_strategy()
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise ValueError(f"--batch_size={config.batch_size} must be divisible by the {replicas} replicas")
+    with strategy.scope():
+        model = cv_models.build_model(
+            config.model, satellite_shape=tuple(config.satellite_size), ground_shape=tuple(config.ground_size),
+            num_clusters=config.num_clusters, descriptor_dim=config.descriptor_dim,
+            dropout_rate=config.dropout_rate, weights=None if config.weights == "none" else config.weights,
+            **({"normalize_output": config.normalize_output} if config.model == "cvm_net_ii" else {}))
+        optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, beta_1=0.9, beta_2=0.999)
+        if config.mixed_precision:
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer.build(model.trainable_variables)
+
+    loss_kwargs = _loss_kwargs(config)
+    exhaustive_loss = cv_losses.get_loss(config.loss, **loss_kwargs)
+    hard_loss = None
+    if config.hard_mining_from_epoch:
+        hard_loss = cv_losses.get_loss(config.loss, **dict(loss_kwargs, hard_top_k=config.hard_top_k))
+
+    history: list = []
+    global_step = 0
+    if start_epoch > 1:
+        path = ckpt.checkpoint_path(config.output_dir, config.model, start_epoch - 1)
+        state = ckpt.restore_checkpoint(path, model, optimizer, config.to_dict())
+        global_step = int(state["global_step"])
+        history = ckpt.read_history(config.output_dir, config.model, start_epoch - 1)
+        ckpt.write_result_files(config.output_dir, config.model, history)
+        log(f"Resumed from {path} (epoch {start_epoch - 1}, step {global_step})")
+    else:
+        atomic_io.write_json(paths["flags"], dict(config.to_dict(), data_dir=data_dir))
+        ckpt.save_checkpoint(config.output_dir, model, optimizer, 0,
+                             {"config": config.to_dict(), "global_step": 0, "record": None})
+    last_checkpoint = ckpt.checkpoint_path(config.output_dir, config.model, start_epoch - 1)
+
+    step_fns = {}
+
+    def get_step_fn(hard: bool):
+        if hard not in step_fns:
+            step_fns[hard] = _make_train_step(model, optimizer, hard_loss if hard else exhaustive_loss,
+                                              strategy, config.jit_compile)
+        return step_fns[hard]
+
+    writer = None
+    if config.tensorboard:
+        writer = tf.summary.create_file_writer(os.path.join(config.output_dir, "logs", config.model))
+
+    steps_per_epoch = len(train_split.satellite_paths) // config.batch_size
+    if config.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
+
+    for epoch in range(start_epoch, config.epochs + 1):
+        hard = bool(config.hard_mining_from_epoch) and epoch >= config.hard_mining_from_epoch
+        epoch_seed = config.seed * 100003 + epoch
+        _reset_seed_generators(model, epoch_seed)
+        dataset = cv_data.make_pair_dataset(train_split, sizes, training=True, batch_size=config.batch_size,
+                                            shuffle=True, seed=epoch_seed)
+        if config.max_steps_per_epoch:
+            dataset = dataset.take(config.max_steps_per_epoch)
+        dist_dataset = strategy.experimental_distribute_dataset(dataset)
+        step_fn = get_step_fn(hard)
+        log(f"Epoch {epoch}/{config.epochs}" + (" (hard mining, top %d)" % config.hard_top_k if hard else ""))
+        bar = keras.utils.Progbar(steps_per_epoch, verbose=1 if config.verbose else 0,
+                                  stateful_metrics=["pairs/s"])
+        t0 = time.perf_counter()
+        losses, steps = [], 0
+        for batch in dist_dataset:
+            loss = float(step_fn(batch))
+            steps += 1
+            global_step += 1
+            if not math.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"the training loss is {loss} at epoch {epoch}, step {steps} of the epoch "
+                    f"(global step {global_step}); batch files: {_batch_files(batch, train_split, strategy)}; "
+                    f"last good checkpoint: {last_checkpoint}")
+            losses.append(loss)
+            elapsed = time.perf_counter() - t0
+            bar.update(steps, [("loss", loss), ("pairs/s", steps * config.batch_size / max(elapsed, 1e-9))])
+        train_seconds = time.perf_counter() - t0
+        if steps == 0:
+            raise ValueError(f"epoch {epoch} ran no training step: every pair of the training split was skipped")
+        skipped = _skip_report(cv_data)
+
+        t1 = time.perf_counter()
+        metrics = evaluate_model(model, val_split, sizes, config)
+        record = {
+            "epoch": epoch,
+            "iterations": steps,
+            "global_step": global_step,
+            "loss": float(np.mean(losses)),
+            "hard_mining": hard,
+            "train_seconds": round(train_seconds, 3),
+            "pairs_per_second": round(steps * config.batch_size / train_seconds, 2),
+            "eval_seconds": round(time.perf_counter() - t1, 3),
+            "metrics": metrics,
+        }
+        if skipped:
+            record["skipped_images"] = skipped
+        last_checkpoint = ckpt.save_checkpoint(
+            config.output_dir, model, optimizer, epoch,
+            {"config": config.to_dict(), "global_step": global_step, "record": record})
+        history.append(record)
+        ckpt.write_result_files(config.output_dir, config.model, history)
+        if writer is not None:
+            with writer.as_default():
+                tf.summary.scalar("train/loss", record["loss"], step=epoch)
+                tf.summary.scalar("train/pairs_per_second", record["pairs_per_second"], step=epoch)
+                for key, value in metrics.items():
+                    tf.summary.scalar(f"val/{key}", value, step=epoch)
+            writer.flush()
+        log(f"Epoch {epoch}: loss {record['loss']:.4f}, "
+            + ", ".join(f"{k} {100 * v:.2f}%" for k, v in metrics.items() if k.startswith("recall"))
+            + f" ({record['pairs_per_second']:.1f} pairs/s); chance recall@1% "
+            f"{100 * chance_recall_at_top_percent(metrics.get('num_database', 0)):.2f}%")
+    return TrainResult(history=history, output_dir=config.output_dir, last_checkpoint=last_checkpoint)
+
+
+def evaluate_model(model, split, sizes, config: TrainConfig) -> dict:
+    """Recall@1/5/10/1% (ground -> satellite) of ``model`` on ``split``; CVACT also geo-recall."""
+    from cvmnet_tf import data as cv_data
+    from cvmnet_tf import evaluation
+    from cvmnet_tf.descriptors import pair_descriptors
+
+    dataset = cv_data.make_pair_dataset(split, sizes, training=False, batch_size=max(config.batch_size, 32))
+    sat, grd, index = pair_descriptors(model, dataset)
+    metrics = {k: float(v) for k, v in evaluation.evaluate_retrieval(grd, sat, ks=(1, 5, 10)).items()}
+    if split.utm is not None:
+        utm = np.asarray(split.utm, dtype=np.float64)[index]
+        geo = evaluation.geo_recall(grd, sat, utm, utm, threshold_m=config.geo_threshold_m, ks=(1, 5, 10))
+        metrics.update({f"geo_{k}": float(v) for k, v in geo.items()})
+    metrics["num_database"] = int(sat.shape[0])
+    return metrics
+
+
+def chance_recall_at_top_percent(num_database: int, percent: float = 1.0) -> float:
+    """Recall@1% of a random ranking: K / N with K = int(0.01 N) + 1."""
+    if num_database <= 0:
+        return 0.0
+    return min(1.0, (int(num_database * percent / 100.0) + 1) / num_database)
+
+
+def prepare_data_dir(config: TrainConfig, log=print) -> str:
+    """The dataset folder to read; with ``synthetic=True`` generate it first if needed."""
+    if not config.synthetic:
+        if not os.path.isdir(config.data_dir):
+            raise FileNotFoundError(f"--data_dir={config.data_dir}: no such folder (see data/README.md)")
+        return config.data_dir
+    from cvmnet_tf.data import synthetic
+
+    data_dir = config.data_dir or os.path.join(
+        "data", f"synthetic_{config.dataset}_{config.synthetic_train_pairs}_{config.synthetic_val_pairs}"
+                f"_seed{config.seed}")
+    marker = os.path.join(data_dir, ".complete")
+    if not os.path.exists(marker):
+        log(f"Writing the synthetic {config.dataset} dataset to {data_dir} "
+            f"({config.synthetic_train_pairs} training + {config.synthetic_val_pairs} validation pairs)")
+        t0 = time.perf_counter()
+        synthetic.write_dataset(data_dir, layout=config.dataset, num_train=config.synthetic_train_pairs,
+                                num_val=config.synthetic_val_pairs, seed=config.seed)
+        atomic_io.write_text(marker, "ok\n")
+        log(f"  done in {time.perf_counter() - t0:.1f} s")
+    return data_dir
+
+
+def _make_train_step(model, optimizer, loss_fn, strategy, jit_compile: bool):
+    replicas = strategy.num_replicas_in_sync
+    variables = model.trainable_variables
+
+    def replica_step(batch):
+        with tf.GradientTape() as tape:
+            out = model({"satellite": batch["satellite"], "ground": batch["ground"]}, training=True)
+            loss = loss_fn(out["satellite"], out["ground"])
+            scaled = optimizer.scale_loss(loss / replicas)
+        grads = tape.gradient(scaled, variables)
+        optimizer.apply(grads, variables)
+        return loss
+
+    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+    def step(batch):
+        per_replica = strategy.run(replica_step, args=(batch,))
+        return strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
+
+    return step
+
+
+def _choose_strategy():
+    """MirroredStrategy over all GPUs when there are several, else the default strategy."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _reset_seed_generators(model, seed: int) -> None:
+    """Give every random layer (dropout) a state that depends only on ``seed``."""
+    i = 0
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        for gen in getattr(layer, "_seed_generators", []):
+            gen.state.assign(np.array([seed, 1000 + i], dtype=gen.state.dtype))
+            i += 1
+
+
+def _loss_kwargs(config: TrainConfig) -> dict:
+    if config.loss in ("weighted_soft_margin_triplet", "weighted_quadruplet"):
+        return {"alpha": config.alpha}
+    if config.loss in ("contrastive", "max_margin_triplet", "hard_exemplar_reweighting_triplet"):
+        return {"margin": config.margin}
+    return {}
+
+
+def _check_output_dir(config: TrainConfig, paths: dict) -> int:
+    """The first epoch to run; refuses to overwrite a previous run's results unasked."""
+    done = ckpt.list_checkpoints(config.output_dir, config.model)
+    if config.resume:
+        if not done:
+            return 1
+        path = ckpt.checkpoint_path(config.output_dir, config.model, done[-1])
+        ckpt.check_same_architecture(ckpt.read_state(path), config.to_dict(), path)
+        return done[-1] + 1
+    if (done or os.path.exists(paths["accuracy"])) and not config.overwrite:
+        raise FileExistsError(
+            f"{ckpt.model_dir(config.output_dir, config.model)} already holds checkpoints of a previous run "
+            f"(epochs {done}); pass --resume to continue it, --overwrite to start again, "
+            "or choose another --output_dir")
+    if config.overwrite:
+        import shutil
+        for path in [ckpt.model_dir(config.output_dir, config.model)]:
+            shutil.rmtree(path, ignore_errors=True)
+        for path in paths.values():
+            if os.path.exists(path):
+                os.remove(path)
+    return 1
+
+
+def _batch_files(batch, split, strategy) -> str:
+    try:
+        index = strategy.experimental_local_results(batch["index"])
+        rows = np.concatenate([np.asarray(t) for t in index]).tolist()
+        return "; ".join(f"{split.satellite_paths[i]} + {split.ground_paths[i]}" for i in rows)
+    except Exception:  # never hide the real error behind a reporting failure
+        return "(unavailable)"
+
+
+def _skip_report(cv_data) -> Optional[dict]:
+    report_fn = getattr(cv_data, "pop_skip_report", None)
+    if report_fn is None:
+        return None
+    return report_fn() or None
+
+
+def _head(split, n: int):
+    return dataclasses.replace(
+        split, satellite_paths=split.satellite_paths[:n], ground_paths=split.ground_paths[:n],
+        utm=None if split.utm is None else np.asarray(split.utm)[:n])
+
+
+def _logger(verbose: int):
+    def log(message: str) -> None:
+        if verbose:
+            print(message, flush=True)
+    return log
+
+
+def load_run_config(output_dir: str, model_name: str) -> dict:
+    """The resolved configuration saved at the start of a run."""
+    with open(ckpt.result_paths(output_dir, model_name)["flags"], encoding="utf-8") as f:
+        return json.load(f)
