@@ -34,7 +34,7 @@ class TrainConfig:
     model: str = "cvm_net_i"
     loss: str = "weighted_soft_margin_triplet"
     alpha: float = 10.0
-    margin: float = 1.0
+    margin: Optional[float] = None  # None: the loss's own default (contrastive 1.0, max-margin 0.2)
     learning_rate: float = 1e-5
     batch_size: int = 12
     epochs: int = 100
@@ -69,6 +69,12 @@ class TrainConfig:
             raise ValueError(f"--model={self.model!r} is unknown; choose one of {', '.join(MODEL_NAMES)}")
         if self.dataset not in DATASET_NAMES:
             raise ValueError(f"dataset {self.dataset!r} is unknown; choose one of {', '.join(DATASET_NAMES)}")
+        from cvmnet_tf.losses import LOSS_NAMES
+
+        if self.loss not in LOSS_NAMES:
+            raise ValueError(f"--loss={self.loss!r} is unknown; choose one of {', '.join(LOSS_NAMES)}")
+        if self.hard_mining_from_epoch and self.loss not in ("weighted_soft_margin_triplet", "soft_margin_triplet"):
+            raise ValueError(f"--hard_mining_from_epoch needs a soft-margin triplet --loss, not {self.loss!r}")
         if self.batch_size < 2:
             raise ValueError(
                 f"--batch_size={self.batch_size}: the in-batch losses need at least 2 pairs per batch")

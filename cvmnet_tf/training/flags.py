@@ -19,6 +19,13 @@ IMAGE_SIZES = {
     "small": ((128, 128), (64, 320)),
     "tiny": ((64, 64), (32, 128)),
 }
+# Vo & Hays ground images are square crops of panoramas, not panoramas.
+IMAGE_SIZES_VOHAYS = {
+    "paper": ((512, 512), (224, 224)),
+    "half": ((256, 256), (112, 112)),
+    "small": ((128, 128), (64, 64)),
+    "tiny": ((64, 64), (48, 48)),
+}
 
 # flag name -> TrainConfig field (same name unless listed in _RENAMED)
 _FIELDS = ("model", "loss", "alpha", "margin", "learning_rate", "batch_size", "epochs", "dropout_rate",
@@ -41,7 +48,8 @@ def define_flags(dataset: str) -> None:
     flags.DEFINE_string("loss", d.loss, "Loss: weighted_soft_margin_triplet, weighted_quadruplet, contrastive, "
                         "soft_margin_triplet, max_margin_triplet, hard_exemplar_reweighting_triplet.")
     flags.DEFINE_float("alpha", d.alpha, "Alpha of the weighted soft-margin losses (paper: 10).")
-    flags.DEFINE_float("margin", d.margin, "Margin of the contrastive / max-margin losses.")
+    flags.DEFINE_float("margin", d.margin, "Margin of the contrastive / max-margin losses "
+                       "(default: the loss's own, contrastive 1.0, max-margin 0.2).")
     flags.DEFINE_float("learning_rate", d.learning_rate, "Adam learning rate (released code: 1e-5).")
     flags.DEFINE_integer("batch_size", d.batch_size, "Pairs per batch (released code: 12).")
     flags.DEFINE_integer("epochs", d.epochs, "Last epoch to train (epochs are numbered from 1).")
@@ -56,7 +64,8 @@ def define_flags(dataset: str) -> None:
     flags.DEFINE_string("image_size", "paper",
                         "Input sizes: " + ", ".join(f"'{k}' ({v[0][0]}x{v[0][1]} satellite, {v[1][0]}x{v[1][1]} "
                                                     "panorama)" for k, v in IMAGE_SIZES.items())
-                        + ", or 'HxW,HxW' (satellite,ground). The cpu_demo preset uses 'tiny'.")
+                        + ", or 'HxW,HxW' (satellite,ground). The cpu_demo preset uses 'tiny'. Vo & Hays ground "
+                        "images are square crops: 224x224 ('paper'), 112, 64, 48 ('tiny').")
     flags.DEFINE_integer("num_clusters", d.num_clusters, "NetVLAD clusters K.")
     flags.DEFINE_integer("descriptor_dim", d.descriptor_dim, "Descriptor size.")
     flags.DEFINE_boolean("normalize_output", d.normalize_output,
@@ -76,10 +85,11 @@ def define_flags(dataset: str) -> None:
     flags.DEFINE_boolean("tensorboard", d.tensorboard, "Write TensorBoard scalars under <output_dir>/logs.")
 
 
-def parse_image_size(value: str):
-    """``'paper'`` etc. or ``'HxW,HxW'`` -> ((Hs, Ws), (Hg, Wg))."""
-    if value in IMAGE_SIZES:
-        return IMAGE_SIZES[value]
+def parse_image_size(value: str, dataset: str = "cvusa"):
+    """``'paper'`` etc. or ``'HxW,HxW'`` -> ((Hs, Ws), (Hg, Wg)) for ``dataset``."""
+    named = IMAGE_SIZES_VOHAYS if dataset == "vohays" else IMAGE_SIZES
+    if value in named:
+        return named[value]
     m = re.fullmatch(r"\s*(\d+)x(\d+)\s*,\s*(\d+)x(\d+)\s*", value)
     if not m:
         raise ValueError(f"--image_size={value!r}: use one of {', '.join(IMAGE_SIZES)} or 'HxW,HxW'")
@@ -95,7 +105,9 @@ def config_from_flags(dataset: str, FLAGS=None) -> TrainConfig:
         if FLAGS[name].present or FLAGS.preset == "paper" or name not in PRESETS[FLAGS.preset]:
             overrides[name] = FLAGS[name].value
     if FLAGS["image_size"].present or FLAGS.preset == "paper":
-        overrides["satellite_size"], overrides["ground_size"] = parse_image_size(FLAGS.image_size)
+        overrides["satellite_size"], overrides["ground_size"] = parse_image_size(FLAGS.image_size, dataset)
+    elif dataset == "vohays":
+        overrides["satellite_size"], overrides["ground_size"] = parse_image_size("tiny", dataset)
     if overrides.get("data_dir") is None:
         overrides.pop("data_dir", None)
     config = make_config(FLAGS.preset, **overrides)

@@ -274,7 +274,7 @@ def _loss_kwargs(config: TrainConfig) -> dict:
     if config.loss in ("weighted_soft_margin_triplet", "weighted_quadruplet"):
         return {"alpha": config.alpha}
     if config.loss in ("contrastive", "max_margin_triplet", "hard_exemplar_reweighting_triplet"):
-        return {"margin": config.margin}
+        return {} if config.margin is None else {"margin": config.margin}
     return {}
 
 
