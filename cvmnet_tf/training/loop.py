@@ -193,11 +193,12 @@ def evaluate_model(model, split, sizes, config: TrainConfig) -> dict:
 
     dataset = cv_data.make_pair_dataset(split, sizes, training=False, batch_size=max(config.batch_size, 32))
     sat, grd, index = pair_descriptors(model, dataset)
-    metrics = {k: float(v) for k, v in evaluation.evaluate_retrieval(grd, sat, ks=(1, 5, 10)).items()}
+    metrics = {k: float(v) for k, v in evaluation.evaluate_retrieval(grd, sat, ks=(1, 5, 10)).items()
+               if k.startswith("recall@")}
     if split.utm is not None:
         utm = np.asarray(split.utm, dtype=np.float64)[index]
         geo = evaluation.geo_recall(grd, sat, utm, utm, threshold_m=config.geo_threshold_m, ks=(1, 5, 10))
-        metrics.update({f"geo_{k}": float(v) for k, v in geo.items()})
+        metrics.update({k: float(v) for k, v in geo.items()})
     metrics["num_database"] = int(sat.shape[0])
     return metrics
 

@@ -1,0 +1,42 @@
+"""Evaluation of cross-view retrieval (NumPy only; matplotlib only for plots).
+
+- :mod:`.metrics`: ranks (strictly-closer rule of the released code), recall@K,
+  recall@top-1% (K = int(0.01 N) + 1), top-K curves; blocked, bounded memory.
+- :mod:`.geo`: CVACT_test geo-recall (OriCNN RecallGeo.m, 5 m) and localization
+  error / recall versus distance.
+- :mod:`.published`: published numbers and a Markdown comparison table.
+- :mod:`.plots`: PNG figures (imported lazily: ``from cvmnet_tf.evaluation import plots``).
+
+Command line: ``python -m cvmnet_tf.evaluate --query q.npy --database d.npy``.
+"""
+from cvmnet_tf.evaluation.geo import (
+    DEFAULT_GEO_THRESHOLD_M,
+    geo_ranks,
+    geo_recall,
+    localization_errors,
+    localization_summary,
+    near_sets,
+    recall_at_distance,
+)
+from cvmnet_tf.evaluation.metrics import (
+    RankResult,
+    check_descriptors,
+    compute_ranks,
+    evaluate_retrieval,
+    recall_at_k,
+    recall_at_top_percent,
+    retrieval_ranks,
+    summarize_ranks,
+    top_k_curve,
+    top_k_indices,
+    top_percent_k,
+)
+from cvmnet_tf.evaluation.published import PUBLISHED, comparison_table, find_published
+
+__all__ = [
+    "DEFAULT_GEO_THRESHOLD_M", "PUBLISHED", "RankResult", "check_descriptors", "comparison_table",
+    "compute_ranks", "evaluate_retrieval", "find_published", "geo_ranks", "geo_recall",
+    "localization_errors", "localization_summary", "near_sets", "recall_at_distance", "recall_at_k",
+    "recall_at_top_percent", "retrieval_ranks", "summarize_ranks", "top_k_curve", "top_k_indices",
+    "top_percent_k",
+]

@@ -1,0 +1,442 @@
+"""Retrieval metrics for cross-view matching: ranks, recall@K, recall@top-1%.
+
+Conventions (shared with the rest of the package):
+
+- Descriptors are float32 arrays of shape (N, dim), one row per image.
+  Query ``i`` (a ground panorama) has its true match at database row
+  ``true_index[i]``, by default row ``i``; database rows after the first
+  ``N_query`` are distractors (satellite images without a ground query).
+- Similarity is the dot product ``s = q . d``; for unit vectors the released
+  code's distance ``2 - 2 s`` is a decreasing function of it, so "closer" means
+  "higher dot product".
+- The rank of a query is the number of database rows STRICTLY more similar than
+  its true match (the released ``validate()`` counts ``dist < gt_dist``): ties
+  count in the query's favour. A query is correct at K when ``rank < K``.
+
+Everything is computed in blocks of query rows, so a 100,000 x 4,096 query set
+against an equally large database needs only ``block_size x N_database``
+float32 similarities (default: about 128 MiB) on top of the descriptors.
+The true-match similarity is read from the same matrix-product block that the
+comparison uses, so an item is never counted as closer than itself. Note that
+BLAS results depend (at the 1e-7 level) on the block shape: two similarities
+within float32 rounding of each other may compare differently for different
+``block_size`` values; exact ties are always handled by the strict rule.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, Iterable, Optional, Sequence, Tuple
+
+import numpy as np
+
+__all__ = [
+    "TOP_PERCENT_RULES",
+    "RankResult",
+    "check_descriptors",
+    "compute_ranks",
+    "evaluate_retrieval",
+    "recall_at_k",
+    "recall_at_top_percent",
+    "retrieval_ranks",
+    "summarize_ranks",
+    "top_k_curve",
+    "top_k_indices",
+    "top_percent_k",
+]
+
+#: Default similarity-block budget in bytes (one float32 block of
+#: ``block_size x N_database`` similarities).
+DEFAULT_BLOCK_BYTES = 128 << 20
+
+#: Top-1% cut-off rules of different codebases: a query is correct when
+#: ``rank < K`` with K computed from the database size N and ``percent``.
+#: "cvm_net" (also OriCNN): K = int(N * 0.01 * percent) + 1;
+#: "safa": K = int(N * 0.01 * percent);
+#: "sample4geo": K = (N * percent) // 100.
+TOP_PERCENT_RULES = ("cvm_net", "safa", "sample4geo")
+
+GROUND_TO_SATELLITE = "ground_to_satellite"
+SATELLITE_TO_GROUND = "satellite_to_ground"
+DIRECTIONS = (GROUND_TO_SATELLITE, SATELLITE_TO_GROUND)
+
+
+# --------------------------------------------------------------------------
+# Input checks
+# --------------------------------------------------------------------------
+def check_descriptors(x, name: str, *, chunk_rows: int = 8192) -> np.ndarray:
+    """Validate a descriptor array and return it as C-contiguous float32.
+
+    Args:
+      x: array-like of shape (N, dim), N >= 1, dim >= 1, finite values.
+      name: how the array is called in error messages (argument, flag or file).
+      chunk_rows: rows checked for NaN/inf at a time (bounds temporary memory).
+
+    Returns:
+      np.ndarray float32 (N, dim); no copy when ``x`` already is one.
+
+    Raises:
+      ValueError naming ``name`` for a wrong rank, an empty array, a non-numeric
+      dtype or NaN/inf values (the first bad row is reported).
+    """
+    arr = np.asarray(x)
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: descriptors must be a 2-D array (N, dim); got shape {arr.shape}")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name}: descriptors must be non-empty (N >= 1, dim >= 1); got shape {arr.shape}")
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"{name}: descriptors must be numeric; got dtype {arr.dtype}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    for start in range(0, arr.shape[0], chunk_rows):
+        chunk = arr[start:start + chunk_rows]
+        if not np.isfinite(chunk).all():
+            bad = start + int(np.flatnonzero(~np.isfinite(chunk).all(axis=1))[0])
+            raise ValueError(f"{name}: descriptors contain NaN or inf (first bad row {bad})")
+    return arr
+
+
+def _check_pair(query, database, query_name="query", database_name="database"):
+    query = check_descriptors(query, query_name)
+    database = check_descriptors(database, database_name)
+    if query.shape[1] != database.shape[1]:
+        raise ValueError(
+            f"descriptor dimensions differ: {query_name} has dim {query.shape[1]}, "
+            f"{database_name} has dim {database.shape[1]}")
+    return query, database
+
+
+def _check_true_index(true_index, num_query: int, num_database: int, database_name="database"):
+    if true_index is None:
+        if num_database < num_query:
+            raise ValueError(
+                f"{database_name} has {num_database} rows but there are {num_query} queries: with the "
+                "default true_index (query i matches database row i) the database needs at least as many rows")
+        return None
+    idx = np.asarray(true_index)
+    if idx.shape != (num_query,):
+        raise ValueError(f"true_index must have shape ({num_query},); got {idx.shape}")
+    if not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"true_index must be integers; got dtype {idx.dtype}")
+    if idx.size and (idx.min() < 0 or idx.max() >= num_database):
+        raise ValueError(f"true_index values must lie in [0, {num_database}); got range "
+                         f"[{idx.min()}, {idx.max()}]")
+    return idx.astype(np.int64)
+
+
+def _resolve_block_size(block_size, num_query: int, num_database: int) -> int:
+    if block_size is None:
+        block_size = DEFAULT_BLOCK_BYTES // (4 * max(num_database, 1))
+        block_size = max(16, min(block_size, 4096))
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
+        raise ValueError(f"block_size must be a positive integer; got {block_size!r}")
+    return int(min(block_size, num_query))
+
+
+# --------------------------------------------------------------------------
+# The blocked engine
+# --------------------------------------------------------------------------
+@dataclasses.dataclass
+class RankResult:
+    """Per-query ranks from one blocked pass.
+
+    Attributes:
+      ground_to_satellite: int64 (Nq,), database rows strictly more similar than
+        the true match, over the whole database (distractors included).
+      ground_to_satellite_no_distractors: int64 (Nq,), the same counted over the
+        first Nq database rows only (equal to the above when there are none).
+      satellite_to_ground: int64 (Nq,) or None; for satellite i (database row
+        i < Nq), the number of ground queries strictly more similar than ground i.
+      geo: int64 (Nq,) or None; number of database rows strictly more similar
+        than the most similar database row within the geo threshold of the
+        query (``num_database`` when no row is that close: never a hit).
+      best_index: int64 (Nq,) or None; the most similar database row (lowest
+        index on ties).
+      num_query, num_database, num_distractors: sizes.
+    """
+
+    ground_to_satellite: np.ndarray
+    ground_to_satellite_no_distractors: np.ndarray
+    satellite_to_ground: Optional[np.ndarray]
+    geo: Optional[np.ndarray]
+    best_index: Optional[np.ndarray]
+    num_query: int
+    num_database: int
+
+    @property
+    def num_distractors(self) -> int:
+        return self.num_database - self.num_query
+
+
+def _count_greater_rows(block: np.ndarray, thresholds: np.ndarray, buf: np.ndarray) -> np.ndarray:
+    """Per row of ``block`` (b, n), how many entries are > thresholds (b,)."""
+    np.greater(block, thresholds[:, None], out=buf)
+    return np.count_nonzero(buf, axis=1).astype(np.int64)
+
+
+def _scan(query: np.ndarray, database: np.ndarray, *, true_index=None, block_size=None,
+          satellite_to_ground: bool = False, near=None, want_best: bool = False,
+          split_distractors: bool = True) -> RankResult:
+    """One blocked pass over the (Nq, Ndb) similarity matrix; inputs already checked.
+
+    ``near``: optional (indptr (Nq+1,), indices) CSR lists of database rows
+    within the geo threshold of each query.
+    """
+    nq, ndb = query.shape[0], database.shape[0]
+    b = _resolve_block_size(block_size, nq, ndb)
+    ranks = np.empty(nq, np.int64)
+    ranks_true_only = np.empty(nq, np.int64) if (split_distractors and true_index is None and ndb > nq) else None
+    geo = np.empty(nq, np.int64) if near is not None else None
+    best = np.empty(nq, np.int64) if want_best else None
+    s2g = None
+    if satellite_to_ground:
+        # Threshold for ground query j as seen from satellite j: s(q_j, d_j), by a
+        # row-wise dot; the self term counted against it is corrected below with
+        # the matrix-product value so that an item never outranks itself.
+        col_threshold = np.einsum("ij,ij->i", query, database[:nq]).astype(np.float32)
+        s2g = np.zeros(nq, np.int64)
+    sim = np.empty((b, ndb), np.float32)
+    flags = np.empty((b, ndb), np.bool_)
+    db_t = database.T
+    for start in range(0, nq, b):
+        stop = min(start + b, nq)
+        m = stop - start
+        s = sim[:m]
+        np.matmul(query[start:stop], db_t, out=s)
+        rows = np.arange(m)
+        cols = np.arange(start, stop) if true_index is None else true_index[start:stop]
+        t = s[rows, cols]
+        if ranks_true_only is not None:
+            np.greater(s, t[:, None], out=flags[:m])
+            ranks_true_only[start:stop] = np.count_nonzero(flags[:m, :nq], axis=1)
+            ranks[start:stop] = ranks_true_only[start:stop] + np.count_nonzero(flags[:m, nq:], axis=1)
+        else:
+            ranks[start:stop] = _count_greater_rows(s, t, flags[:m])
+        if s2g is not None:
+            sq = s[:, :nq]
+            fl = flags[:m, :nq]
+            np.greater(sq, col_threshold[None, :], out=fl)
+            s2g += np.count_nonzero(fl, axis=0)
+            diag = np.arange(start, stop)
+            s2g[diag] -= (sq[rows, diag] > col_threshold[diag])
+        if geo is not None:
+            indptr, indices = near
+            lo, hi = indptr[start], indptr[stop]
+            counts = np.diff(indptr[start:stop + 1])
+            best_near = np.full(m, np.inf, np.float32)
+            if hi > lo:
+                vals = s[np.repeat(rows, counts), indices[lo:hi]]
+                has = counts > 0
+                starts = (indptr[start:stop] - lo)[has]
+                best_near[has] = np.maximum.reduceat(vals, starts)
+            g = _count_greater_rows(s, best_near, flags[:m])
+            g[counts == 0] = ndb
+            geo[start:stop] = g
+        if best is not None:
+            best[start:stop] = np.argmax(s, axis=1)
+    if ranks_true_only is None:
+        ranks_true_only = ranks
+    return RankResult(ground_to_satellite=ranks, ground_to_satellite_no_distractors=ranks_true_only,
+                      satellite_to_ground=s2g, geo=geo, best_index=best, num_query=nq, num_database=ndb)
+
+
+# --------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------
+def retrieval_ranks(query, database, true_index=None, block_size: Optional[int] = None) -> np.ndarray:
+    """Number of database rows strictly more similar than each query's true match.
+
+    Args:
+      query: float (Nq, dim) query descriptors (ground).
+      database: float (Ndb, dim) database descriptors (satellite), distractors
+        (if any) appended after the true matches.
+      true_index: int (Nq,) database row of each query's true match; default
+        ``arange(Nq)`` (then Ndb >= Nq is required).
+      block_size: query rows per block; default keeps one float32 block of
+        similarities near 128 MiB.
+
+    Returns:
+      int64 (Nq,) ranks; 0 means the true match is (jointly) the most similar.
+    """
+    query, database = _check_pair(query, database)
+    idx = _check_true_index(true_index, query.shape[0], database.shape[0])
+    return _scan(query, database, true_index=idx, block_size=block_size, split_distractors=False).ground_to_satellite
+
+
+def _check_ranks(ranks) -> np.ndarray:
+    r = np.asarray(ranks)
+    if r.ndim != 1 or r.size == 0:
+        raise ValueError(f"ranks must be a non-empty 1-D array; got shape {r.shape}")
+    if not np.issubdtype(r.dtype, np.integer) or r.min() < 0:
+        raise ValueError("ranks must be non-negative integers")
+    return r
+
+
+def _check_k(k, name="k") -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"{name} must be a positive integer; got {k!r}")
+    return int(k)
+
+
+def recall_at_k(ranks, k: int) -> float:
+    """Fraction (0..1) of queries whose true match is in the top k (rank < k)."""
+    r = _check_ranks(ranks)
+    return float(np.count_nonzero(r < _check_k(k)) / r.size)
+
+
+def top_percent_k(num_database: int, percent: float = 1.0, rule: str = "cvm_net") -> int:
+    """The K of "recall@top-percent" for a database of ``num_database`` rows.
+
+    rule "cvm_net" (CVM-Net's ``validate()`` and OriCNN): int(N * 0.01 * percent) + 1
+    (N = 8,884 gives K = 89); "safa": int(N * 0.01 * percent);
+    "sample4geo": (N * percent) // 100. A query counts when rank < K.
+    """
+    if isinstance(num_database, bool) or not isinstance(num_database, (int, np.integer)) or num_database < 1:
+        raise ValueError(f"num_database must be a positive integer; got {num_database!r}")
+    if not (0 < percent <= 100):
+        raise ValueError(f"percent must be in (0, 100]; got {percent!r}")
+    if rule == "cvm_net":
+        return int(num_database * 0.01 * percent) + 1
+    if rule == "safa":
+        return int(num_database * 0.01 * percent)
+    if rule == "sample4geo":
+        return int((num_database * percent) // 100)
+    raise ValueError(f"rule must be one of {TOP_PERCENT_RULES}; got {rule!r}")
+
+
+def recall_at_top_percent(ranks, num_database: int, percent: float = 1.0, rule: str = "cvm_net") -> float:
+    """Recall@top-``percent``% (fraction 0..1) with CVM-Net's cut-off by default.
+
+    K = int(0.01 * percent * num_database) + 1 and a query counts when rank < K,
+    as CVM-Net's and OriCNN's code. SAFA (rank < int(N * 0.01)) and Sample4Geo
+    (rank < N // 100) use one less or so: pass ``rule="safa"`` / ``"sample4geo"``.
+    """
+    r = _check_ranks(ranks)
+    k = top_percent_k(num_database, percent, rule)
+    return float(np.count_nonzero(r < k) / r.size)
+
+
+def top_k_curve(ranks, max_k: int) -> np.ndarray:
+    """Recall (fraction) at k = 1..max_k as float64 (max_k,) (paper Fig. 5/6)."""
+    r = _check_ranks(ranks)
+    max_k = _check_k(max_k, "max_k")
+    hist = np.bincount(np.minimum(r, max_k), minlength=max_k + 1)[:max_k]
+    return np.cumsum(hist) / r.size
+
+
+def top_k_indices(query, database, k: int, rows: Optional[Sequence[int]] = None,
+                  block_size: Optional[int] = None) -> np.ndarray:
+    """Database rows of the k most similar items for some queries, best first.
+
+    Args:
+      query: (Nq, dim); database: (Ndb, dim); k <= Ndb.
+      rows: which query rows (default all); each costs a full sort of Ndb
+        similarities, so keep it small for big databases (e.g. a few examples).
+
+    Returns:
+      int64 (len(rows), k); ties broken by the lower database index.
+    """
+    query, database = _check_pair(query, database)
+    k = _check_k(k)
+    if k > database.shape[0]:
+        raise ValueError(f"k={k} exceeds the database size {database.shape[0]}")
+    rows = np.arange(query.shape[0]) if rows is None else np.asarray(rows, np.int64)
+    if rows.size and (rows.min() < 0 or rows.max() >= query.shape[0]):
+        raise ValueError(f"rows must lie in [0, {query.shape[0]})")
+    b = _resolve_block_size(block_size, max(len(rows), 1), database.shape[0])
+    out = np.empty((len(rows), k), np.int64)
+    for start in range(0, len(rows), b):
+        s = query[rows[start:start + b]] @ database.T
+        # A stable sort of -s keeps database order among equal similarities.
+        out[start:start + len(s)] = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    return out
+
+
+def summarize_ranks(result: RankResult, ks: Iterable[int] = (1, 5, 10), percent: float = 1.0,
+                    geo_ks: Optional[Iterable[int]] = None) -> Dict[str, float]:
+    """Recall dictionary (fractions 0..1) from a :class:`RankResult`.
+
+    Keys: "recall@<k>" for k in ks and "recall@<percent>%" (CVM-Net cut-off
+    K = int(0.01 * percent * Ndb) + 1), ground -> satellite over the full
+    database; with distractors also "no_distractors/recall@...";
+    "satellite_to_ground/recall@..." when computed; "geo/recall@<k>" and
+    "geo/recall@<percent>%" for the geo ranks. Plus "num_query",
+    "num_database", "top_percent_k".
+    """
+    ks = [_check_k(k, "ks") for k in ks]
+    pct_key = f"recall@{percent:g}%"
+    out: Dict[str, float] = {"num_query": result.num_query, "num_database": result.num_database,
+                             "top_percent_k": top_percent_k(result.num_database, percent)}
+
+    def add(prefix, ranks, n_db):
+        for k in ks:
+            out[f"{prefix}recall@{k}"] = recall_at_k(ranks, k)
+        out[f"{prefix}{pct_key}"] = recall_at_top_percent(ranks, n_db, percent)
+
+    add("", result.ground_to_satellite, result.num_database)
+    if result.num_distractors > 0:
+        out["num_distractors"] = result.num_distractors
+        add("no_distractors/", result.ground_to_satellite_no_distractors, result.num_query)
+    if result.satellite_to_ground is not None:
+        add("satellite_to_ground/", result.satellite_to_ground, result.num_query)
+    if result.geo is not None:
+        for k in (ks if geo_ks is None else [_check_k(k, "geo_ks") for k in geo_ks]):
+            out[f"geo/recall@{k}"] = recall_at_k(result.geo, k)
+        out[f"geo/{pct_key}"] = recall_at_top_percent(result.geo, result.num_database, percent)
+    return out
+
+
+def compute_ranks(query, database, *, directions: Sequence[str] = (GROUND_TO_SATELLITE,),
+                  near=None, want_best: bool = False, block_size: Optional[int] = None,
+                  query_name: str = "query", database_name: str = "database") -> RankResult:
+    """All ranks needed by :func:`evaluate_retrieval` in ONE blocked pass.
+
+    Query i matches database row i; rows >= Nq are distractors. ``near`` is the
+    CSR neighbour structure from :func:`cvmnet_tf.evaluation.geo.near_sets`.
+    """
+    directions = _check_directions(directions)
+    query, database = _check_pair(query, database, query_name, database_name)
+    _check_true_index(None, query.shape[0], database.shape[0], database_name)
+    if near is not None:
+        indptr, indices = near
+        if len(indptr) != query.shape[0] + 1:
+            raise ValueError(f"near: indptr must have {query.shape[0] + 1} entries; got {len(indptr)}")
+        if len(indices) and (indices.min() < 0 or indices.max() >= database.shape[0]):
+            raise ValueError("near: database indices out of range")
+    return _scan(query, database, block_size=block_size,
+                 satellite_to_ground=SATELLITE_TO_GROUND in directions, near=near, want_best=want_best)
+
+
+def _check_directions(directions) -> Tuple[str, ...]:
+    if isinstance(directions, str):
+        directions = (directions,)
+    directions = tuple(directions)
+    bad = [d for d in directions if d not in DIRECTIONS]
+    if bad or not directions:
+        raise ValueError(f"directions must be a non-empty subset of {DIRECTIONS}; got {directions!r}")
+    if GROUND_TO_SATELLITE not in directions:
+        raise ValueError(f"directions must include {GROUND_TO_SATELLITE!r} (the paper's setting)")
+    return directions
+
+
+def evaluate_retrieval(query, database, ks: Iterable[int] = (1, 5, 10), percent: float = 1.0,
+                       directions: Sequence[str] = (GROUND_TO_SATELLITE,),
+                       block_size: Optional[int] = None) -> Dict[str, float]:
+    """Recall@K and recall@top-1% of ground -> satellite retrieval.
+
+    Args:
+      query: float (Nq, dim) ground descriptors; query i matches database row i.
+      database: float (Ndb, dim) satellite descriptors, Ndb >= Nq; rows after the
+        first Nq are distractors (paper Fig. 6).
+      ks: the K of recall@K.
+      percent: the top-percent cut-off; K = int(0.01 * percent * Ndb) + 1 as
+        CVM-Net/OriCNN (SAFA and Sample4Geo count one fewer or so).
+      directions: ("ground_to_satellite",) or both directions; the
+        satellite -> ground keys get the prefix "satellite_to_ground/"
+        (queries: database rows 0..Nq-1; database: the Nq ground descriptors).
+      block_size: query rows per block (see :func:`retrieval_ranks`).
+
+    Returns:
+      dict of fractions 0..1, e.g. {"recall@1", "recall@5", "recall@10",
+      "recall@1%", ...}; see :func:`summarize_ranks` for all keys.
+    """
+    result = compute_ranks(query, database, directions=directions, block_size=block_size)
+    return summarize_ranks(result, ks=ks, percent=percent)

@@ -1,0 +1,191 @@
+"""Evaluation figures as PNG files (matplotlib Agg, imported lazily).
+
+- :func:`plot_top_k_curve`: recall (%) versus K, several curves on one plot
+  (paper Fig. 5, and Fig. 6 with/without distractors).
+- :func:`plot_retrieval_examples`: query + its top-5 satellite images, the true
+  match framed in green, others in red (paper Fig. 9).
+- :func:`plot_recall_vs_distance`: localization recall (%) versus distance
+  threshold in metres (paper Fig. 8).
+
+Every function writes ``<path>.tmp-<pid>`` and renames it over ``path``, draws
+on a ``matplotlib.figure.Figure`` (no pyplot global state) and produces an image
+of exactly ``size_px`` = (width, height) pixels.
+"""
+from __future__ import annotations
+
+import os
+from typing import Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+__all__ = ["plot_top_k_curve", "plot_retrieval_examples", "plot_recall_vs_distance"]
+
+ImageLike = Union[str, os.PathLike, np.ndarray]
+_DPI = 100
+
+
+def _figure(size_px: Tuple[int, int]):
+    # The Agg canvas directly: no pyplot, no change to the user's backend.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    w, h = size_px
+    if int(w) < 50 or int(h) < 50:
+        raise ValueError(f"size_px must be at least 50x50 pixels; got {size_px!r}")
+    fig = Figure(figsize=(int(w) / _DPI, int(h) / _DPI), dpi=_DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path) -> str:
+    path = os.fspath(path)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        fig.savefig(tmp, format="png", dpi=_DPI)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def plot_top_k_curve(curves: Mapping[str, Sequence[float]], path, title: Optional[str] = None,
+                     size_px: Tuple[int, int] = (800, 600), top_percent_k: Optional[int] = None) -> str:
+    """Recall versus K for one or more settings on one plot.
+
+    Args:
+      curves: label -> recall fractions (0..1) for K = 1..len(curve), e.g. from
+        :func:`cvmnet_tf.evaluation.top_k_curve`; e.g. {"without distractors":
+        ..., "with 15,643 distractors": ...}.
+      path: output .png path.
+      top_percent_k: optional K of the top-1% cut-off, drawn as a vertical line.
+      size_px: (width, height) of the image in pixels.
+
+    Returns:
+      ``path``.
+    """
+    if not curves:
+        raise ValueError("curves must hold at least one label -> recall curve")
+    fig = _figure(size_px)
+    ax = fig.add_subplot(1, 1, 1)
+    for label, curve in curves.items():
+        c = np.asarray(curve, np.float64)
+        if c.ndim != 1 or c.size == 0:
+            raise ValueError(f"curve {label!r} must be a non-empty 1-D array; got shape {c.shape}")
+        ax.plot(np.arange(1, c.size + 1), 100.0 * c, label=str(label))
+    if top_percent_k is not None:
+        ax.axvline(top_percent_k, color="gray", linestyle="--", linewidth=1, label=f"top-1% (K={top_percent_k})")
+    ax.set_xlabel("K (top-K retrieved satellite images)")
+    ax.set_ylabel("Recall (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _load_image(img: ImageLike, what: str) -> np.ndarray:
+    if isinstance(img, np.ndarray):
+        arr = img
+    else:
+        from PIL import Image
+
+        try:
+            with Image.open(os.fspath(img)) as im:
+                arr = np.asarray(im.convert("RGB"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{what}: cannot read image {os.fspath(img)!r}: {exc}") from exc
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, axis=-1)
+    if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
+        raise ValueError(f"{what}: image must be (H, W), (H, W, 3) or (H, W, 4); got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        arr = np.clip(arr, 0, 255 if arr.max() > 1.0 else 1.0)
+    return arr
+
+
+def plot_retrieval_examples(queries: Sequence[ImageLike], retrieved: Sequence[Sequence[ImageLike]],
+                            correct: Sequence[Sequence[bool]], path, size_px: Tuple[int, int] = (1600, 900),
+                            title: Optional[str] = None) -> str:
+    """Query panoramas with their top retrieved satellite images (paper Fig. 9).
+
+    Args:
+      queries: Q query images (paths or RGB arrays (H, W, 3), uint8 or float 0..1).
+      retrieved: per query, its top-k database images, best first (k <= 10).
+      correct: per query, k booleans: True where the retrieved image is the true
+        match (framed green; others red).
+      path: output .png; size_px: (width, height) pixels.
+
+    Returns:
+      ``path``.
+    """
+    nq = len(queries)
+    if nq == 0 or len(retrieved) != nq or len(correct) != nq:
+        raise ValueError(f"queries ({nq}), retrieved ({len(retrieved)}) and correct ({len(correct)}) must be "
+                         "non-empty and of the same length")
+    k = max(len(r) for r in retrieved)
+    for i, (r, c) in enumerate(zip(retrieved, correct)):
+        if len(r) != len(c):
+            raise ValueError(f"query {i}: {len(r)} retrieved images but {len(c)} correct flags")
+    fig = _figure(size_px)
+    # Query panorama spans 2 columns (wide), then k satellite tiles.
+    grid = fig.add_gridspec(nq, k + 2)
+    for i in range(nq):
+        ax = fig.add_subplot(grid[i, :2])
+        ax.imshow(_load_image(queries[i], f"queries[{i}]"), aspect="auto")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i == 0:
+            ax.set_title("query")
+        for j, (img, ok) in enumerate(zip(retrieved[i], correct[i])):
+            ax = fig.add_subplot(grid[i, 2 + j])
+            ax.imshow(_load_image(img, f"retrieved[{i}][{j}]"))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            color = "limegreen" if ok else "red"
+            for side in ax.spines.values():
+                side.set_edgecolor(color)
+                side.set_linewidth(4 if ok else 1.5)
+            if i == 0:
+                ax.set_title(f"top-{j + 1}")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_recall_vs_distance(thresholds_m: Sequence[float], recalls: Sequence[float], path,
+                            title: Optional[str] = None, size_px: Tuple[int, int] = (800, 600),
+                            reference: Optional[Tuple[float, float]] = None) -> str:
+    """Localization recall (%) versus distance threshold in metres (paper Fig. 8).
+
+    Args:
+      thresholds_m: distances d in metres; recalls: fractions (0..1) of queries
+        whose best match lies within d (same length).
+      reference: optional (d, recall fraction) point to mark, e.g. the paper's
+        (100, 0.671).
+
+    Returns:
+      ``path``.
+    """
+    t = np.asarray(thresholds_m, np.float64)
+    r = np.asarray(recalls, np.float64)
+    if t.ndim != 1 or t.shape != r.shape or t.size == 0:
+        raise ValueError(f"thresholds_m and recalls must be 1-D of the same length; got {t.shape} and {r.shape}")
+    fig = _figure(size_px)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(t, 100.0 * r, marker="o", label="this run")
+    if reference is not None:
+        ax.plot([reference[0]], [100.0 * reference[1]], marker="*", markersize=12, linestyle="none",
+                label="paper")
+    ax.set_xlabel("distance threshold (m)")
+    ax.set_ylabel("queries localized within threshold (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return _save(fig, path)
