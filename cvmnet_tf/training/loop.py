@@ -123,19 +123,20 @@ def train(config: TrainConfig) -> TrainResult:
         hard = bool(config.hard_mining_from_epoch) and epoch >= config.hard_mining_from_epoch
         epoch_seed = config.seed * 100003 + epoch
         _reset_seed_generators(model, epoch_seed)
-        dataset = cv_data.make_pair_dataset(train_split, sizes, training=True, batch_size=config.batch_size,
-                                            shuffle=True, seed=epoch_seed)
+        dataset, report = cv_data.make_pair_dataset(train_split, sizes, training=True,
+                                                    batch_size=config.batch_size, shuffle=True, seed=epoch_seed,
+                                                    return_report=True)
         if config.max_steps_per_epoch:
             dataset = dataset.take(config.max_steps_per_epoch)
-        dist_dataset = strategy.experimental_distribute_dataset(dataset)
         step_fn = get_step_fn(hard)
         log(f"Epoch {epoch}/{config.epochs}" + (" (hard mining, top %d)" % config.hard_top_k if hard else ""))
         bar = keras.utils.Progbar(steps_per_epoch, verbose=1 if config.verbose else 0,
                                   stateful_metrics=["pairs/s"])
         t0 = time.perf_counter()
         losses, steps = [], 0
-        for batch in dist_dataset:
+        for batch in _distributed(strategy, dataset):
             loss = float(step_fn(batch))
+            report.observe(_local_indices(strategy, batch))
             steps += 1
             global_step += 1
             if not math.isfinite(loss):
@@ -148,8 +149,9 @@ def train(config: TrainConfig) -> TrainResult:
             bar.update(steps, [("loss", loss), ("pairs/s", steps * config.batch_size / max(elapsed, 1e-9))])
         train_seconds = time.perf_counter() - t0
         if steps == 0:
-            raise ValueError(f"epoch {epoch} ran no training step: every pair of the training split was skipped")
-        skipped = _skip_report(cv_data)
+            raise ValueError(f"epoch {epoch} ran no training step: every pair of the training split was skipped "
+                             f"({_format_skips(report.end_epoch())})")
+        skips = report.end_epoch() if not config.max_steps_per_epoch else None
 
         t1 = time.perf_counter()
         metrics = evaluate_model(model, val_split, sizes, config)
@@ -164,8 +166,11 @@ def train(config: TrainConfig) -> TrainResult:
             "eval_seconds": round(time.perf_counter() - t1, 3),
             "metrics": metrics,
         }
-        if skipped:
-            record["skipped_images"] = skipped
+        if skips is not None and skips.skipped:
+            record["skipped_images"] = [{"index": d.index, "path": d.path, "reason": d.reason}
+                                        for d in skips.skipped]
+            log(f"Epoch {epoch}: skipped {skips.num_skipped} training pair(s) with unreadable images: "
+                + _format_skips(skips))
         last_checkpoint = ckpt.save_checkpoint(
             config.output_dir, model, optimizer, epoch,
             {"config": config.to_dict(), "global_step": global_step, "record": record})
@@ -312,11 +317,22 @@ def _batch_files(batch, split, strategy) -> str:
         return "(unavailable)"
 
 
-def _skip_report(cv_data) -> Optional[dict]:
-    report_fn = getattr(cv_data, "pop_skip_report", None)
-    if report_fn is None:
-        return None
-    return report_fn() or None
+def _distributed(strategy, dataset):
+    if strategy.num_replicas_in_sync == 1:
+        return dataset
+    return strategy.experimental_distribute_dataset(dataset)
+
+
+def _local_indices(strategy, batch):
+    if strategy.num_replicas_in_sync == 1:
+        return batch["index"]
+    return np.concatenate([np.asarray(t) for t in strategy.experimental_local_results(batch["index"])])
+
+
+def _format_skips(skips, limit: int = 10) -> str:
+    items = [f"{d.path} ({d.reason})" for d in skips.skipped[:limit]]
+    more = f" and {len(skips.skipped) - limit} more" if len(skips.skipped) > limit else ""
+    return "; ".join(items) + more if items else "no unreadable image found"
 
 
 def _head(split, n: int):
