@@ -1,0 +1,39 @@
+"""Datasets and tf.data input pipelines (CVUSA, CVACT, Vo & Hays; synthetic in .synthetic).
+
+Importing this package is light: the TensorFlow-based parts load on first use of a name.
+
+- Splits (no TensorFlow): ``PairSplit``, ``ImageSizes``, ``DroppedItem``, ``load_split``,
+  ``load_cvusa_split``, ``load_cvact_split``, ``load_vohays_split``,
+  ``load_pair_list_split``, ``list_distractor_images``.
+- Pipelines (TensorFlow): ``make_pair_dataset``, ``make_image_dataset``,
+  ``make_satellite_database``, ``SkipReport``, ``EpochSkips``, ``check_image``.
+- Preprocessing (TensorFlow, graph-safe): ``preprocess_satellite``, ``preprocess_ground``,
+  ``to_network_input``, ``CAFFE_BGR_MEAN`` (module ``cvmnet_tf.data.preprocessing``).
+"""
+import importlib
+
+_NAMES = {
+    "PairSplit": "splits", "ImageSizes": "splits", "DroppedItem": "splits",
+    "load_split": "splits", "list_distractor_images": "splits",
+    "load_cvusa_split": "cvusa", "load_cvact_split": "cvact",
+    "load_vohays_split": "vohays", "load_pair_list_split": "vohays",
+    "make_pair_dataset": "pipeline", "make_image_dataset": "pipeline",
+    "make_satellite_database": "pipeline", "SkipReport": "pipeline",
+    "EpochSkips": "pipeline", "check_image": "pipeline",
+    "preprocess_satellite": "preprocessing", "preprocess_ground": "preprocessing",
+    "to_network_input": "preprocessing", "CAFFE_BGR_MEAN": "preprocessing",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name):
+    if name in _NAMES:
+        value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_NAMES))
