@@ -1,0 +1,14 @@
+"""Custom Keras layers of cvmnet-tf (keras.ops only; run under any Keras backend).
+
+Importing this package registers the layers for ``.keras`` deserialisation under
+the package name ``cvmnet_tf``.
+"""
+from cvmnet_tf.layers.netvlad import NetVLAD
+from cvmnet_tf.layers.normalization import (
+    L2Normalize,
+    LocalResponseNormalization,
+    l2_normalize,
+    precise_dtype,
+)
+
+__all__ = ["NetVLAD", "L2Normalize", "LocalResponseNormalization", "l2_normalize", "precise_dtype"]
