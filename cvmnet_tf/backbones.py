@@ -83,7 +83,21 @@ def _check_weights_path(weights, fn):
     return path
 
 
-def vgg16(input_shape=(None, None, 3), weights=None, dropout_rate=0.2, name="VGG_grd"):
+def scaled_channels(channels, width):
+    """``channels`` scaled by the width multiplier ``width`` (at least 1)."""
+    return max(1, int(round(channels * width)))
+
+
+def _check_width(width, weights, backbone):
+    if not width > 0:
+        raise ValueError(f"{backbone}: width must be positive (argument `width`), got {width!r}")
+    if weights is not None and width != 1.0:
+        raise ValueError(f"{backbone}: pretrained weights need the full network (width=1.0), got width={width} "
+                         f"with weights={weights!r}")
+
+
+def vgg16(input_shape=(None, None, 3), weights=None, dropout_rate=0.2, name="VGG_grd", width=1.0,
+          freeze_early_layers=True):
     """VGG16 convolutional part as in CVM-Net's ``VGG16_conv``.
 
     Args:
@@ -93,12 +107,18 @@ def vgg16(input_shape=(None, None, 3), weights=None, dropout_rate=0.2, name="VGG
         dropout_rate: dropout after conv4_1 .. conv5_3 (released code: 0.2, i.e.
             keep_prob 0.8; the paper says 0.1).
         name: model name, ``VGG_grd`` or ``VGG_sat`` (matches the TF1 scopes).
+        width: channel multiplier (1.0: VGG16; e.g. 0.125 for CPU-sized experiments,
+            64..512 channels become 8..64). Pretrained weights need 1.0.
+        freeze_early_layers: freeze conv1_1 .. conv3_3 as the released code (which
+            always starts from ImageNet weights). False trains every layer, which is
+            what a randomly initialised network needs.
 
     Returns:
-        keras.Model ``(batch, H, W, 3) -> (batch, ceil(H/16), ceil(W/16), 512)``
+        keras.Model ``(batch, H, W, 3) -> (batch, ceil(H/16), ceil(W/16), 512 * width)``
         (pooling uses SAME padding like the TF1 code).
     """
     _check_common(input_shape, dropout_rate, "vgg16")
+    _check_width(width, weights, "vgg16")
     inputs = keras.Input(shape=tuple(input_shape), name=f"{name}_input")
     x = inputs
     for item in _VGG16_LAYOUT:
@@ -106,13 +126,14 @@ def vgg16(input_shape=(None, None, 3), weights=None, dropout_rate=0.2, name="VGG
             x = layers.MaxPooling2D(pool_size=2, strides=2, padding="same", name=item)(x)
             continue
         conv_name, filters = item
-        frozen = conv_name in _VGG16_FROZEN
-        conv = layers.Conv2D(filters, 3, padding="same", activation="relu",
+        early = conv_name in _VGG16_FROZEN
+        frozen = freeze_early_layers and early
+        conv = layers.Conv2D(scaled_channels(filters, width), 3, padding="same", activation="relu",
                              kernel_initializer="glorot_uniform",
                              bias_initializer="glorot_uniform", name=conv_name)
         conv.trainable = not frozen
         x = conv(x)
-        if not frozen:
+        if not early:  # dropout after the layers the released code trains, frozen or not
             x = layers.Dropout(dropout_rate, name=f"{conv_name}_dropout")(x)
     model = keras.Model(inputs, x, name=name)
     if weights is not None:
@@ -155,7 +176,8 @@ def load_vgg16_weights(model, weights):
     return model
 
 
-def alexnet(input_shape=(None, None, 3), weights=None, dropout_rate=0.2, name="AlexNet_grd"):
+def alexnet(input_shape=(None, None, 3), weights=None, dropout_rate=0.2, name="AlexNet_grd", width=1.0,
+            freeze_early_layers=True):
     """AlexNet convolutional part (conv1 .. conv5, bvlc_alexnet layout, no pool5).
 
     Args:
@@ -165,11 +187,14 @@ def alexnet(input_shape=(None, None, 3), weights=None, dropout_rate=0.2, name="A
             backbone. "imagenet" raises (Keras has no ImageNet AlexNet).
         dropout_rate: dropout after conv3, conv4, conv5 (the trainable layers).
         name: ``AlexNet_grd`` or ``AlexNet_sat``.
+        width: channel multiplier (1.0: AlexNet); pretrained weights need 1.0.
+        freeze_early_layers: freeze conv1, conv2 (False: train every layer).
 
     Returns:
-        keras.Model ``(batch, H, W, 3) -> (batch, H', W', 256)``, stride about 16.
+        keras.Model ``(batch, H, W, 3) -> (batch, H', W', 256 * width)``, stride about 16.
     """
     _check_common(input_shape, dropout_rate, "alexnet")
+    _check_width(width, weights, "alexnet")
     if isinstance(weights, str) and weights == "imagenet":
         raise ValueError(
             "alexnet: weights='imagenet' is not available: Keras ships no ImageNet AlexNet. "
@@ -185,13 +210,14 @@ def alexnet(input_shape=(None, None, 3), weights=None, dropout_rate=0.2, name="A
                 x = layers.MaxPooling2D(pool_size=3, strides=2, padding="valid", name=item)(x)
             continue
         conv_name, kernel, filters, strides, padding, groups = item
-        frozen = conv_name in _ALEXNET_FROZEN
-        conv = layers.Conv2D(filters, kernel, strides=strides, padding=padding, groups=groups,
+        early = conv_name in _ALEXNET_FROZEN
+        frozen = freeze_early_layers and early
+        conv = layers.Conv2D(groups * scaled_channels(filters // groups, width), kernel, strides=strides, padding=padding, groups=groups,
                              activation="relu", kernel_initializer="glorot_uniform",
                              bias_initializer="zeros", name=conv_name)
         conv.trainable = not frozen
         x = conv(x)
-        if not frozen:
+        if not early:  # dropout after the layers the released code trains, frozen or not
             x = layers.Dropout(dropout_rate, name=f"{conv_name}_dropout")(x)
     model = keras.Model(inputs, x, name=name)
     if weights is not None:
@@ -235,7 +261,8 @@ def load_alexnet_weights(model, weights):
     return model
 
 
-def build_backbone(backbone, input_shape, weights=None, dropout_rate=0.2, branch="grd"):
+def build_backbone(backbone, input_shape, weights=None, dropout_rate=0.2, branch="grd", width=1.0,
+                   freeze_early_layers=True):
     """Build ``backbone`` ("vgg16" | "alexnet") for ``branch`` ("grd" | "sat").
 
     The model is named ``VGG_<branch>`` or ``AlexNet_<branch>``.
@@ -243,17 +270,19 @@ def build_backbone(backbone, input_shape, weights=None, dropout_rate=0.2, branch
     if branch not in ("grd", "sat"):
         raise ValueError(f"build_backbone: branch must be 'grd' or 'sat', got {branch!r}")
     if backbone == "vgg16":
-        return vgg16(input_shape, weights=weights, dropout_rate=dropout_rate, name=f"VGG_{branch}")
+        return vgg16(input_shape, weights=weights, dropout_rate=dropout_rate, name=f"VGG_{branch}",
+                     width=width, freeze_early_layers=freeze_early_layers)
     if backbone == "alexnet":
         return alexnet(input_shape, weights=weights, dropout_rate=dropout_rate,
-                       name=f"AlexNet_{branch}")
+                       name=f"AlexNet_{branch}", width=width,
+                       freeze_early_layers=freeze_early_layers)
     raise ValueError(f"unknown backbone {backbone!r} (argument `backbone`); choose one of {BACKBONES}")
 
 
-def feature_channels(backbone):
-    """Channels C of the local features a backbone outputs (vgg16: 512, alexnet: 256)."""
+def feature_channels(backbone, width=1.0):
+    """Channels C of the local features a backbone outputs (vgg16: 512, alexnet: 256, times width)."""
     if backbone == "vgg16":
-        return 512
+        return scaled_channels(512, width)
     if backbone == "alexnet":
-        return 256
+        return scaled_channels(256, width)
     raise ValueError(f"unknown backbone {backbone!r} (argument `backbone`); choose one of {BACKBONES}")

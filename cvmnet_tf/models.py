@@ -55,20 +55,23 @@ def _inputs(satellite_shape, ground_shape):
     return satellite, ground
 
 
-def _branch_backbones(backbone, satellite_shape, ground_shape, weights, dropout_rate):
+def _branch_backbones(backbone, satellite_shape, ground_shape, weights, dropout_rate, width=1.0,
+                      freeze_early_layers=True):
     if backbone not in backbones.BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r} (argument `backbone`); "
                          f"choose one of {backbones.BACKBONES}")
     grd = backbones.build_backbone(backbone, tuple(ground_shape) + (3,), weights=weights,
-                                   dropout_rate=dropout_rate, branch="grd")
+                                   dropout_rate=dropout_rate, branch="grd", width=width,
+                                   freeze_early_layers=freeze_early_layers)
     sat = backbones.build_backbone(backbone, tuple(satellite_shape) + (3,), weights=weights,
-                                   dropout_rate=dropout_rate, branch="sat")
+                                   dropout_rate=dropout_rate, branch="sat", width=width,
+                                   freeze_early_layers=freeze_early_layers)
     return sat, grd
 
 
 def cvm_net_i(satellite_shape=(512, 512), ground_shape=(224, 1232), num_clusters=64,
               descriptor_dim=4096, dropout_rate=0.2, backbone="vgg16", weights=None,
-              name="cvm_net_i"):
+              name="cvm_net_i", width=1.0, freeze_early_layers=True):
     """CVM-Net-I (Hu et al. 2018, Fig. 3; released ``cvm_net_I``).
 
     Args:
@@ -79,6 +82,11 @@ def cvm_net_i(satellite_shape=(512, 512), ground_shape=(224, 1232), num_clusters
         backbone: "vgg16" (paper) or "alexnet" (paper Table 2).
         weights: backbone initialisation: None, "imagenet" (VGG16) or a file path.
         name: model name.
+        width: channel multiplier of the backbone (and of CVM-Net-II's 512-channel
+            transformation convs); 1.0 is the paper's network, smaller values make
+            CPU-sized models (the ``cpu_demo`` preset uses 0.125).
+        freeze_early_layers: freeze the backbone's first layers (VGG16 conv1_1 ..
+            conv3_3) as the released code; False trains all (random initialisation).
 
     Returns:
         keras.Model, dict in/out as in the module docstring; dim = descriptor_dim.
@@ -86,7 +94,7 @@ def cvm_net_i(satellite_shape=(512, 512), ground_shape=(224, 1232), num_clusters
     _check_args(satellite_shape, ground_shape, descriptor_dim, dropout_rate, "cvm_net_i")
     satellite, ground = _inputs(satellite_shape, ground_shape)
     vgg_sat, vgg_grd = _branch_backbones(backbone, satellite_shape, ground_shape, weights,
-                                         dropout_rate)
+                                         dropout_rate, width, freeze_early_layers)
     grd_vlad = NetVLAD(num_clusters, name="netvlad_grd")(vgg_grd(ground))
     sat_vlad = NetVLAD(num_clusters, name="netvlad_sat")(vgg_sat(satellite))
     fc = layers.Dense(descriptor_dim, activation=None,
@@ -100,7 +108,8 @@ def cvm_net_i(satellite_shape=(512, 512), ground_shape=(224, 1232), num_clusters
 
 def cvm_net_ii(satellite_shape=(512, 512), ground_shape=(224, 1232), num_clusters=64,
                descriptor_dim=4096, dropout_rate=0.2, backbone="vgg16", weights=None,
-               name="cvm_net_ii", normalize_output=True):
+               name="cvm_net_ii", normalize_output=True, width=1.0,
+               freeze_early_layers=True):
     """CVM-Net-II (Hu et al. 2018, Fig. 4; released ``cvm_net_II``).
 
     Args: as :func:`cvm_net_i`, plus
@@ -114,10 +123,10 @@ def cvm_net_ii(satellite_shape=(512, 512), ground_shape=(224, 1232), num_cluster
     _check_args(satellite_shape, ground_shape, descriptor_dim, dropout_rate, "cvm_net_ii")
     satellite, ground = _inputs(satellite_shape, ground_shape)
     vgg_sat, vgg_grd = _branch_backbones(backbone, satellite_shape, ground_shape, weights,
-                                         dropout_rate)
+                                         dropout_rate, width, freeze_early_layers)
 
     def conv(kernel, conv_name):
-        return layers.Conv2D(512, kernel, padding="same", activation="relu",
+        return layers.Conv2D(backbones.scaled_channels(512, width), kernel, padding="same", activation="relu",
                              kernel_initializer="glorot_uniform",
                              bias_initializer="glorot_uniform", name=conv_name)
 
@@ -140,7 +149,8 @@ def cvm_net_ii(satellite_shape=(512, 512), ground_shape=(224, 1232), num_cluster
 
 
 def siamese(backbone="vgg16", satellite_shape=(512, 512), ground_shape=(224, 1232),
-            descriptor_dim=4096, dropout_rate=0.2, weights=None, name=None):
+            descriptor_dim=4096, dropout_rate=0.2, weights=None, name=None, width=1.0,
+            freeze_early_layers=True):
     """Siamese baseline (paper Table 1/2): backbone -> global average pool -> shared FC.
 
     Args:
@@ -150,6 +160,7 @@ def siamese(backbone="vgg16", satellite_shape=(512, 512), ground_shape=(224, 123
         dropout_rate: backbone dropout.
         weights: backbone initialisation (None, "imagenet" for VGG16, or a file path).
         name: model name, default ``siamese_vgg`` / ``siamese_alexnet``.
+        width: backbone channel multiplier (see :func:`cvm_net_i`).
 
     Returns:
         keras.Model, dict in/out; dim = descriptor_dim.
@@ -159,7 +170,7 @@ def siamese(backbone="vgg16", satellite_shape=(512, 512), ground_shape=(224, 123
         name = {"vgg16": "siamese_vgg", "alexnet": "siamese_alexnet"}.get(backbone, "siamese")
     satellite, ground = _inputs(satellite_shape, ground_shape)
     net_sat, net_grd = _branch_backbones(backbone, satellite_shape, ground_shape, weights,
-                                         dropout_rate)
+                                         dropout_rate, width, freeze_early_layers)
     fc = layers.Dense(descriptor_dim, activation=None, kernel_initializer="glorot_uniform",
                       bias_initializer="zeros", dtype=precise_dtype(), name="dim_reduction")
     sat = layers.GlobalAveragePooling2D(dtype=precise_dtype(), name="pool_sat")(net_sat(satellite))

@@ -166,3 +166,20 @@ def test_alexnet_loads_bvlc_npy_and_rejects_imagenet(tmp_path):
         backbones.alexnet(weights=os.path.join(tmp_path, "nope.npy"))
     with pytest.raises(ValueError, match="backbone"):
         backbones.build_backbone("resnet", (32, 32, 3))
+
+
+def test_width_multiplier_scales_channels_and_freeze_is_optional():
+    model = backbones.vgg16(input_shape=(32, 32, 3), width=0.125, freeze_early_layers=False)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [max(1, round(cout / 8)) for _, cout in VGG_CHANNELS]
+    assert all(c.trainable for c in convs)
+    expected = sum(_conv_params(3, max(1, round(cin / 8)) if cin != 3 else 3, round(cout / 8))
+                   for cin, cout in VGG_CHANNELS)
+    assert model.count_params() == expected
+    assert backbones.feature_channels("vgg16", 0.125) == 64
+    alex = backbones.alexnet(input_shape=(67, 67, 3), width=0.25, freeze_early_layers=False)
+    assert alex.output_shape[-1] == 64
+    with pytest.raises(ValueError, match="width"):
+        backbones.vgg16(input_shape=(32, 32, 3), width=0.5, weights="imagenet")
+    with pytest.raises(ValueError, match="width"):
+        backbones.vgg16(input_shape=(32, 32, 3), width=0.0)

@@ -33,7 +33,7 @@ STATE_FILE = "state.json"
 # The parts of the configuration that define the network: a checkpoint whose values differ
 # belongs to another model and cannot be restored into this one.
 ARCHITECTURE_KEYS = ("model", "satellite_size", "ground_size", "num_clusters",
-                     "descriptor_dim", "normalize_output")
+                     "descriptor_dim", "normalize_output", "width")
 
 
 class CheckpointError(RuntimeError):

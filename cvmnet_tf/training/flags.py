@@ -30,9 +30,9 @@ IMAGE_SIZES_VOHAYS = {
 # flag name -> TrainConfig field (same name unless listed in _RENAMED)
 _FIELDS = ("model", "loss", "alpha", "margin", "learning_rate", "batch_size", "epochs", "dropout_rate",
            "hard_mining_from_epoch", "hard_top_k", "weights", "data_dir", "output_dir", "num_clusters",
-           "descriptor_dim", "normalize_output", "mixed_precision", "jit_compile", "seed", "resume",
+           "descriptor_dim", "width", "freeze_early_layers", "normalize_output", "mixed_precision", "jit_compile", "seed", "resume",
            "overwrite", "synthetic", "synthetic_train_pairs", "synthetic_val_pairs", "max_steps_per_epoch",
-           "max_eval_pairs", "geo_threshold_m", "tensorboard")
+           "max_eval_pairs", "val_split", "geo_threshold_m", "tensorboard")
 
 
 def define_flags(dataset: str) -> None:
@@ -42,8 +42,8 @@ def define_flags(dataset: str) -> None:
     d = TrainConfig()
     flags.DEFINE_enum("preset", "paper", list(PRESETS),
                       "Defaults to start from: 'paper' (released code: 512x512/224x1232, K=64, 4096-d, "
-                      "lr 1e-5, batch 12, ImageNet VGG16) or 'cpu_demo' (64x64/32x128, K=8, 64-d, lr 3e-4, "
-                      "batch 32, 6 epochs, random init; for the synthetic world on a CPU). Explicit flags win.")
+                      "lr 1e-5, batch 12, ImageNet VGG16) or 'cpu_demo' (64x64/32x128, K=8, 64-d, lr 1e-4, "
+                      "batch 32, 6 epochs, random init, VGG at 1/8 width; for the synthetic world on a CPU). Explicit flags win.")
     flags.DEFINE_enum("model", d.model, list(MODEL_NAMES), "Network to train.")
     flags.DEFINE_string("loss", d.loss, "Loss: weighted_soft_margin_triplet, weighted_quadruplet, contrastive, "
                         "soft_margin_triplet, max_margin_triplet, hard_exemplar_reweighting_triplet.")
@@ -66,8 +66,12 @@ def define_flags(dataset: str) -> None:
                                                     "panorama)" for k, v in IMAGE_SIZES.items())
                         + ", or 'HxW,HxW' (satellite,ground). The cpu_demo preset uses 'tiny'. Vo & Hays ground "
                         "images are square crops: 224x224 ('paper'), 112, 64, 48 ('tiny').")
+    flags.DEFINE_boolean("freeze_early_layers", d.freeze_early_layers,
+                         "Freeze VGG16 conv1_1..conv3_3 as the released code (cpu_demo: trains every layer).")
     flags.DEFINE_integer("num_clusters", d.num_clusters, "NetVLAD clusters K.")
     flags.DEFINE_integer("descriptor_dim", d.descriptor_dim, "Descriptor size.")
+    flags.DEFINE_float("width", d.width, "Backbone channel multiplier: 1.0 is VGG16 as in the paper; the cpu_demo "
+                       "preset uses 0.125 (8..64 channels) so that CPU training takes minutes.")
     flags.DEFINE_boolean("normalize_output", d.normalize_output,
                          "CVM-Net-II: l2-normalise the descriptors (the released code does not).")
     flags.DEFINE_boolean("mixed_precision", d.mixed_precision, "mixed_float16 with loss scaling.")
@@ -81,6 +85,8 @@ def define_flags(dataset: str) -> None:
     flags.DEFINE_integer("synthetic_val_pairs", d.synthetic_val_pairs, "Synthetic validation pairs.")
     flags.DEFINE_integer("max_steps_per_epoch", d.max_steps_per_epoch, "Cap on steps per epoch (0: whole split).")
     flags.DEFINE_integer("max_eval_pairs", d.max_eval_pairs, "Cap on validation pairs (0: whole split).")
+    flags.DEFINE_string("val_split", None, "Split evaluated after every epoch (default: 'val'; Vo & Hays: 'test', "
+                        "the Denver city). CVACT: 'test' is CVACT_test with geo-recall.")
     flags.DEFINE_float("geo_threshold_m", d.geo_threshold_m, "CVACT geo-recall radius in metres (OriCNN: 5).")
     flags.DEFINE_boolean("tensorboard", d.tensorboard, "Write TensorBoard scalars under <output_dir>/logs.")
 
