@@ -58,7 +58,7 @@ def train(config: TrainConfig) -> TrainResult:
     train_split = cv_data.load_split(config.dataset, data_dir, "train")
     val_split = cv_data.load_split(config.dataset, data_dir, config.validation_split)
     if config.max_eval_pairs and len(val_split.satellite_paths) > config.max_eval_pairs:
-        val_split = _head(val_split, config.max_eval_pairs)
+        val_split = val_split.subset(range(config.max_eval_pairs))
     if len(train_split.satellite_paths) < config.batch_size:
         raise ValueError(f"the training split of {data_dir} has {len(train_split.satellite_paths)} pairs, "
                          f"fewer than --batch_size={config.batch_size}")
@@ -350,12 +350,6 @@ def _format_skips(skips, limit: int = 10) -> str:
     items = [f"{d.path} ({d.reason})" for d in skips.skipped[:limit]]
     more = f" and {len(skips.skipped) - limit} more" if len(skips.skipped) > limit else ""
     return "; ".join(items) + more if items else "no unreadable image found"
-
-
-def _head(split, n: int):
-    return dataclasses.replace(
-        split, satellite_paths=split.satellite_paths[:n], ground_paths=split.ground_paths[:n],
-        utm=None if split.utm is None else np.asarray(split.utm)[:n])
 
 
 def _logger(verbose: int):
