@@ -45,6 +45,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from cvmnet_tf import atomic_io
+
 DEFAULT_THRESHOLDS_M = (25.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
 DEFAULT_TILE_M = 100.0  # the synthetic world's WorldConfig.tile_extent_m
 PAPER_POINT = (100.0, 0.671)  # paper: 67.1 % within 100 m
@@ -341,13 +343,8 @@ def plot_heatmap(geo: GeoMap, grid: TileGrid, similarity_map: np.ndarray, path: 
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
+    with atomic_io.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 
@@ -363,7 +360,6 @@ def run_localization(model, map_dir: str, output_dir: str, stride_m: float, tile
     ``ground`` methods on uint8 batches). ``tile_m`` default: map.json's
     ``tile_extent_m``, else 100 m.
     """
-    from cvmnet_tf import atomic_io
     from cvmnet_tf.extract import load_encoder
 
     thresholds_m = [float(t) for t in thresholds_m]

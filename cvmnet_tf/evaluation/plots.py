@@ -18,6 +18,8 @@ from typing import Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from cvmnet_tf import atomic_io
+
 __all__ = ["plot_top_k_curve", "plot_retrieval_examples", "plot_recall_vs_distance"]
 
 ImageLike = Union[str, os.PathLike, np.ndarray]
@@ -39,13 +41,8 @@ def _figure(size_px: Tuple[int, int]):
 
 def _save(fig, path) -> str:
     path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
+    with atomic_io.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=_DPI)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 
