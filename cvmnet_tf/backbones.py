@@ -96,6 +96,16 @@ def _check_width(width, weights, backbone):
                          f"with weights={weights!r}")
 
 
+def _conv_block(x, conv, early, freeze_early_layers, dropout_rate):
+    """Apply ``conv``; freeze it if it is an early layer and freezing is on; dropout follows
+    every layer the released code trains (the non-early ones), frozen or not."""
+    conv.trainable = not (freeze_early_layers and early)
+    x = conv(x)
+    if not early:
+        x = layers.Dropout(dropout_rate, name=f"{conv.name}_dropout")(x)
+    return x
+
+
 def vgg16(input_shape=(None, None, 3), weights=None, dropout_rate=0.2, name="VGG_grd", width=1.0,
           freeze_early_layers=True):
     """VGG16 convolutional part as in CVM-Net's ``VGG16_conv``.
@@ -126,15 +136,10 @@ def vgg16(input_shape=(None, None, 3), weights=None, dropout_rate=0.2, name="VGG
             x = layers.MaxPooling2D(pool_size=2, strides=2, padding="same", name=item)(x)
             continue
         conv_name, filters = item
-        early = conv_name in _VGG16_FROZEN
-        frozen = freeze_early_layers and early
         conv = layers.Conv2D(scaled_channels(filters, width), 3, padding="same", activation="relu",
                              kernel_initializer="glorot_uniform",
                              bias_initializer="glorot_uniform", name=conv_name)
-        conv.trainable = not frozen
-        x = conv(x)
-        if not early:  # dropout after the layers the released code trains, frozen or not
-            x = layers.Dropout(dropout_rate, name=f"{conv_name}_dropout")(x)
+        x = _conv_block(x, conv, conv_name in _VGG16_FROZEN, freeze_early_layers, dropout_rate)
     model = keras.Model(inputs, x, name=name)
     if weights is not None:
         load_vgg16_weights(model, weights)
@@ -210,15 +215,11 @@ def alexnet(input_shape=(None, None, 3), weights=None, dropout_rate=0.2, name="A
                 x = layers.MaxPooling2D(pool_size=3, strides=2, padding="valid", name=item)(x)
             continue
         conv_name, kernel, filters, strides, padding, groups = item
-        early = conv_name in _ALEXNET_FROZEN
-        frozen = freeze_early_layers and early
-        conv = layers.Conv2D(groups * scaled_channels(filters // groups, width), kernel, strides=strides, padding=padding, groups=groups,
+        conv = layers.Conv2D(groups * scaled_channels(filters // groups, width), kernel,
+                             strides=strides, padding=padding, groups=groups,
                              activation="relu", kernel_initializer="glorot_uniform",
                              bias_initializer="zeros", name=conv_name)
-        conv.trainable = not frozen
-        x = conv(x)
-        if not early:  # dropout after the layers the released code trains, frozen or not
-            x = layers.Dropout(dropout_rate, name=f"{conv_name}_dropout")(x)
+        x = _conv_block(x, conv, conv_name in _ALEXNET_FROZEN, freeze_early_layers, dropout_rate)
     model = keras.Model(inputs, x, name=name)
     if weights is not None:
         load_alexnet_weights(model, weights)

@@ -223,16 +223,6 @@ def test_gradients_reach_every_trainable_weight(name):
     _one_adam_step(model, _inputs(name, batch=3, seed=4))
 
 
-@pytest.fixture
-def mixed_policy():
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_float16")
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
 @pytest.mark.parametrize("name", ["cvm_net_i", "cvm_net_ii"])
 def test_mixed_precision_forward_and_step(mixed_policy, name):
     keras.utils.set_random_seed(1)

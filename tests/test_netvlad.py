@@ -120,16 +120,6 @@ def test_l2_normalize_matches_tf_formula():
     np.testing.assert_allclose(got, [[0.6, 0.8], [0.0, 0.0], [0.1, 0.0]], rtol=1e-6)
 
 
-@pytest.fixture
-def mixed_policy():
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_float16")
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
 def test_mixed_precision_runs_in_float32(mixed_policy):
     rng = np.random.default_rng(1)
     layer = NetVLAD(num_clusters=4, output_dim=5)

@@ -18,8 +18,6 @@ import json
 import math
 import os
 import time
-from typing import Optional
-
 import numpy as np
 import tensorflow as tf
 import keras
@@ -327,8 +325,7 @@ def _check_output_dir(config: TrainConfig, paths: dict) -> int:
 
 def _batch_files(batch, split, strategy) -> str:
     try:
-        index = strategy.experimental_local_results(batch["index"])
-        rows = np.concatenate([np.asarray(t) for t in index]).tolist()
+        rows = np.asarray(_local_indices(strategy, batch)).ravel().tolist()
         return "; ".join(f"{split.satellite_paths[i]} + {split.ground_paths[i]}" for i in rows)
     except Exception:  # never hide the real error behind a reporting failure
         return "(unavailable)"
