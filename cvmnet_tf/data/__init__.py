@@ -4,7 +4,9 @@ Importing this package is light: the TensorFlow-based parts load on first use of
 
 - Splits (no TensorFlow): ``PairSplit``, ``ImageSizes``, ``DroppedItem``, ``load_split``,
   ``load_cvusa_split``, ``load_cvact_split``, ``load_vohays_split``,
-  ``load_pair_list_split``, ``list_distractor_images``.
+  ``load_pair_list_split``, ``list_distractor_images``; University-1652:
+  ``load_university1652_split``, ``LabelledImages``, ``RetrievalSplit``,
+  ``class_unique_order`` (class-unique training batches).
 - Pipelines (TensorFlow): ``make_pair_dataset``, ``make_image_dataset``,
   ``make_satellite_database``, ``SkipReport``, ``EpochSkips``, ``check_image``.
 - Preprocessing (TensorFlow, graph-safe): ``preprocess_satellite``, ``preprocess_ground``,
@@ -15,6 +17,8 @@ import importlib
 _NAMES = {
     "PairSplit": "splits", "ImageSizes": "splits", "DroppedItem": "splits",
     "load_split": "splits", "list_distractor_images": "splits",
+    "LabelledImages": "splits", "RetrievalSplit": "splits",
+    "load_university1652_split": "university1652", "class_unique_order": "sampling",
     "load_cvusa_split": "cvusa", "load_cvact_split": "cvact",
     "load_vohays_split": "vohays", "load_pair_list_split": "vohays",
     "make_pair_dataset": "pipeline", "make_image_dataset": "pipeline",

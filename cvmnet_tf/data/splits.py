@@ -51,6 +51,9 @@ class PairSplit:
       dropped: pairs removed while loading because an image file is missing (index = line /
         position in the source list, not in this split).
       source: the split/list file(s) the pairs came from (for messages).
+      labels: optional int64 (N,) class label per pair (University-1652 building ids);
+        pairs with the same label show the same place, so a training batch must not hold
+        two of them (the pipeline then draws class-unique batches).
     """
 
     name: str
@@ -61,8 +64,14 @@ class PairSplit:
     ids: list | None = None
     dropped: list = dataclasses.field(default_factory=list)
     source: str = ""
+    labels: np.ndarray | None = None
 
     def __post_init__(self):
+        if self.labels is not None:
+            self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
+            if len(self.labels) != len(self.satellite_paths):
+                raise ValueError(f"PairSplit {self.name!r}: labels has {len(self.labels)} entries for "
+                                 f"{len(self.satellite_paths)} pairs")
         if len(self.satellite_paths) != len(self.ground_paths):
             raise ValueError(
                 f"PairSplit {self.name!r}: {len(self.satellite_paths)} satellite paths but "
@@ -90,7 +99,65 @@ class PairSplit:
             dataset=self.dataset,
             ids=None if self.ids is None else [self.ids[i] for i in idx],
             dropped=list(self.dropped),
-            source=self.source)
+            source=self.source,
+            labels=None if self.labels is None else self.labels[idx])
+
+
+@dataclasses.dataclass
+class LabelledImages:
+    """One side of a labelled retrieval split (a query set or a gallery).
+
+    Attributes:
+      name: e.g. ``"university1652/test/query_drone"``.
+      paths: N image file paths.
+      labels: int64 (N,) class labels; an image matches every image of the other side with
+        the same label. Distractors have label -1 and match nothing.
+      kind: "ground" (ground or drone images: the ground branch) or "satellite".
+      dataset: selects the preprocessing (e.g. "university1652").
+      dropped: images left out at load time (missing/unreadable), with reasons.
+      source: the folder(s) the images came from (for messages).
+    """
+
+    name: str
+    paths: list
+    labels: np.ndarray
+    kind: str
+    dataset: str = "university1652"
+    dropped: list = dataclasses.field(default_factory=list)
+    source: str = ""
+
+    def __post_init__(self):
+        self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
+        if len(self.labels) != len(self.paths):
+            raise ValueError(f"LabelledImages {self.name!r}: {len(self.labels)} labels for "
+                             f"{len(self.paths)} images")
+        if self.kind not in ("ground", "satellite"):
+            raise ValueError(f"LabelledImages {self.name!r}: kind must be 'ground' or 'satellite', "
+                             f"got {self.kind!r}")
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def subset(self, indices: Sequence[int], name: str | None = None) -> "LabelledImages":
+        idx = [int(i) for i in indices]
+        return LabelledImages(name=name or self.name, paths=[self.paths[i] for i in idx],
+                              labels=self.labels[idx], kind=self.kind, dataset=self.dataset,
+                              dropped=list(self.dropped), source=self.source)
+
+
+@dataclasses.dataclass
+class RetrievalSplit:
+    """A labelled evaluation split: queries retrieved from a gallery, several true matches
+    per query allowed (University-1652). ``task`` e.g. "drone_to_satellite"."""
+
+    name: str
+    query: LabelledImages
+    gallery: LabelledImages
+    task: str = ""
+    dataset: str = "university1652"
+
+    def __len__(self) -> int:
+        return len(self.query)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,13 +264,17 @@ def list_distractor_images(folder: str, extensions: Sequence[str] = IMAGE_EXTENS
 
 
 def _loaders() -> dict:
-    from . import cvact, cvusa, vohays
+    from . import cvact, cvusa, university1652, vohays
     return {"cvusa": cvusa.load_cvusa_split, "cvact": cvact.load_cvact_split,
-            "vohays": vohays.load_vohays_split, "pairs": vohays.load_pair_list_split}
+            "vohays": vohays.load_vohays_split, "pairs": vohays.load_pair_list_split,
+            "university1652": university1652.load_university1652_split}
 
 
-def load_split(dataset: str, data_dir: str, split: str, **kwargs) -> PairSplit:
-    """Load ``split`` of ``dataset`` ("cvusa", "cvact", "vohays") from ``data_dir``.
+def load_split(dataset: str, data_dir: str, split: str, **kwargs):
+    """Load ``split`` of ``dataset`` ("cvusa", "cvact", "vohays", "university1652").
+
+    Returns a :class:`PairSplit`; University-1652's "test" split is a
+    :class:`RetrievalSplit` (labelled query set and gallery).
 
     ``dataset="pairs"`` reads a plain "<ground path> <satellite path>" list: pass the list
     file as ``split`` (relative to ``data_dir`` or absolute). Extra keyword arguments go to

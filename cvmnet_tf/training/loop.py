@@ -25,6 +25,7 @@ import keras
 from cvmnet_tf import atomic_io
 from cvmnet_tf.training import checkpoints as ckpt
 from cvmnet_tf.training.config import TrainConfig
+from cvmnet_tf.training.step import make_train_step
 
 
 # Colour cast shared by both views of a synthetic place (see synthetic.WorldConfig): a cue
@@ -111,7 +112,7 @@ def train(config: TrainConfig) -> TrainResult:
 
     def get_step_fn(hard: bool):
         if hard not in step_fns:
-            step_fns[hard] = _make_train_step(model, optimizer, hard_loss if hard else exhaustive_loss,
+            step_fns[hard] = make_train_step(model, optimizer, hard_loss if hard else exhaustive_loss,
                                               strategy, config.jit_compile)
         return step_fns[hard]
 
@@ -251,27 +252,6 @@ def write_synthetic_dataset(out_dir: str, dataset: str, num_train: int, num_val:
 
     synthetic.write_dataset(out_dir, layout=dataset, num_train=num_train, num_val=num_val, seed=seed,
                             config=synthetic.WorldConfig(location_tint=SYNTHETIC_LOCATION_TINT))
-
-
-def _make_train_step(model, optimizer, loss_fn, strategy, jit_compile: bool):
-    replicas = strategy.num_replicas_in_sync
-    variables = model.trainable_variables
-
-    def replica_step(batch):
-        with tf.GradientTape() as tape:
-            out = model({"satellite": batch["satellite"], "ground": batch["ground"]}, training=True)
-            loss = loss_fn(out["satellite"], out["ground"])
-            scaled = optimizer.scale_loss(loss / replicas)
-        grads = tape.gradient(scaled, variables)
-        optimizer.apply(grads, variables)
-        return loss
-
-    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
-    def step(batch):
-        per_replica = strategy.run(replica_step, args=(batch,))
-        return strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
-
-    return step
 
 
 def _choose_strategy():
