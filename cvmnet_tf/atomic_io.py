@@ -10,38 +10,55 @@ import contextlib
 import json
 import os
 import shutil
-from typing import Iterator
+from typing import Dict, Iterator
 
 
-def temporary_path(path: str) -> str:
-    """A sibling name of ``path`` unique to this process, for writing before the rename."""
-    return f"{path}.tmp-{os.getpid()}"
+def temporary_path(path: str, suffix: str = "") -> str:
+    """A sibling name of ``path`` unique to this process, for writing before the rename.
+
+    ``suffix`` is appended for writers that insist on an extension (Keras: ".keras")."""
+    return f"{path}.tmp-{os.getpid()}{suffix}"
 
 
 @contextlib.contextmanager
-def atomic_path(path: str) -> Iterator[str]:
+def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
     """Yield a temporary path to write; on success rename it onto ``path``.
 
     Works for files and folders. On an exception the temporary is removed and ``path``
     keeps its previous content.
     """
-    tmp = temporary_path(path)
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    _remove(tmp)
-    try:
-        yield tmp
-        if os.path.isdir(tmp) and os.path.isdir(path):
-            # os.replace cannot replace a non-empty folder: move the old one aside first.
-            old = f"{path}.old-{os.getpid()}"
-            os.replace(path, old)
-            os.replace(tmp, path)
-            _remove(old)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
+    with atomic_paths({"path": path}, suffix=suffix) as tmps:
+        yield tmps["path"]
+
+
+@contextlib.contextmanager
+def atomic_paths(paths: Dict[str, str], suffix: str = "") -> Iterator[Dict[str, str]]:
+    """Several files written all-or-nothing: yield ``{key: temporary path}``; when the block
+    succeeds every temporary is renamed onto its target, else all are removed and no
+    target changes. Targets' folders are created."""
+    tmps = {key: temporary_path(path, suffix) for key, path in paths.items()}
+    for path in paths.values():
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    for tmp in tmps.values():
         _remove(tmp)
-        raise
+    try:
+        yield tmps
+        for key, path in paths.items():
+            _replace(tmps[key], path)
+    finally:
+        for tmp in tmps.values():
+            _remove(tmp)
+
+
+def _replace(tmp: str, path: str) -> None:
+    if os.path.isdir(tmp) and os.path.isdir(path):
+        # os.replace cannot replace a non-empty folder: move the old one aside first.
+        old = f"{path}.old-{os.getpid()}"
+        os.replace(path, old)
+        os.replace(tmp, path)
+        _remove(old)
+    else:
+        os.replace(tmp, path)
 
 
 def write_bytes(path: str, data: bytes) -> None:

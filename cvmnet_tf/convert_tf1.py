@@ -42,6 +42,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from cvmnet_tf import atomic_io
+
 SUPPORTED_MODELS = ("cvm_net_i", "cvm_net_ii")
 VGG_CONVS = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",
              "conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3")
@@ -223,15 +225,8 @@ def convert(checkpoint: str, model_name: str, output: Optional[str] = None, *,
 
 def save_keras_atomic(model, output: str) -> None:
     """``model.save(output)`` through a temporary ``.keras`` name and a rename."""
-    parent = os.path.dirname(os.path.abspath(output))
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(output)}.tmp-{os.getpid()}.keras")
-    try:
+    with atomic_io.atomic_path(output, suffix=".keras") as tmp:
         model.save(tmp)
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _parse_size(value: Optional[str], flag: str):

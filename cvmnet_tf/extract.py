@@ -29,6 +29,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from cvmnet_tf import atomic_io
 from cvmnet_tf import export as export_lib
 
 log = logging.getLogger("cvmnet_tf.extract")
@@ -264,10 +265,7 @@ def write_descriptors(prefix: str, result: Dict[str, object]) -> Dict[str, str]:
     check_result(result)
     with_d = result.get("distractors") is not None
     paths = output_paths(prefix, with_d)
-    parent = os.path.dirname(os.path.abspath(prefix))
-    os.makedirs(parent, exist_ok=True)
-    tmps = {k: f"{p}.tmp-{os.getpid()}" for k, p in paths.items()}
-    try:
+    with atomic_io.atomic_paths(paths) as tmps:
         for key in ("satellite", "ground", "distractors"):
             if key in paths:
                 with open(tmps[key], "wb") as f:
@@ -283,12 +281,6 @@ def write_descriptors(prefix: str, result: Dict[str, object]) -> Dict[str, str]:
         if with_d:
             with open(tmps["distractor_paths"], "w", encoding="utf-8") as f:
                 f.write("".join(p + "\n" for p in result["distractor_paths"]))
-        for key, path in paths.items():
-            os.replace(tmps[key], path)
-    finally:
-        for tmp in tmps.values():
-            if os.path.exists(tmp):
-                os.remove(tmp)
     return paths
 
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import contextlib
 import os
 from typing import Dict, List, Optional, Sequence
 
@@ -377,9 +378,9 @@ def run_localization(model, map_dir: str, output_dir: str, stride_m: float, tile
     if save_tile_descriptors:
         os.makedirs(output_dir, exist_ok=True)
     tile_file = os.path.join(output_dir, "tile_descriptors.npy")
-    tile_tmp = f"{tile_file}.tmp-{os.getpid()}"
-    try:
+    with contextlib.ExitStack() as stack:
         if save_tile_descriptors:
+            tile_tmp = stack.enter_context(atomic_io.atomic_path(tile_file))
             tile_out = np.lib.format.open_memmap(tile_tmp, mode="w+", dtype=np.float32,
                                                  shape=(grid.num_tiles, q_desc.shape[1]))
         res = localize(encoder, geo, grid, q_desc, q_utm, batch_size=batch_size, heatmap_queries=heat,
@@ -409,17 +410,12 @@ def run_localization(model, map_dir: str, output_dir: str, stride_m: float, tile
                          title=f"query {qi}: error {res['errors_m'][qi]:.1f} m")
         if tile_out is not None:
             tile_out.flush()
-            del tile_out
-            os.replace(tile_tmp, tile_file)
-            centres_tmp = os.path.join(output_dir, "tile_centres.npy")
-            with atomic_io.atomic_path(centres_tmp) as tmp:
+            del tile_out  # the memmap is renamed onto tile_descriptors.npy when the block ends
+            with atomic_io.atomic_path(os.path.join(output_dir, "tile_centres.npy")) as tmp:
                 with open(tmp, "wb") as f:
                     np.save(f, grid.centres())
         atomic_io.write_text(os.path.join(output_dir, "predictions.csv"), "\n".join(rows) + "\n")
         atomic_io.write_json(os.path.join(output_dir, "localization.json"), report)
-    finally:
-        if os.path.exists(tile_tmp):
-            os.remove(tile_tmp)
     return dict(summary, **{"grid": grid.to_dict()}), res
 
 
