@@ -8,11 +8,19 @@ Examples::
   python -m cvmnet_tf.evaluate --descriptors_mat descriptors.mat \
       --query_utm q_utm.npy --database_utm d_utm.npy --geo_threshold_m 5
 
+  python -m cvmnet_tf.evaluate --query drone.npy --database sat.npy \
+      --query_labels drone_ids.npy --database_labels sat_ids.npy \
+      --distractors distractors.npy --compare_dataset university1652 --compare_task drone_to_satellite
+
 Inputs: ``.npy`` float arrays (N, dim), query row i matching database row i;
 or an OriCNN-compatible ``.mat`` with ``grd_global_descriptor`` (queries) and
 ``sat_global_descriptor`` (database). ``--distractors`` rows are appended to
 the database. UTM files: ``.npy`` or text (N, 2) in metres.
 Recall@1% uses CVM-Net's cut-off K = int(0.01 N) + 1 (N = database size).
+With ``--query_labels``/``--database_labels`` (integer class labels, .npy; -1 =
+distractor) a database image is a true match of every query with its label
+(University-1652): recall@K and AP are reported instead (see
+:mod:`cvmnet_tf.evaluation.multi_match`); ``--distractors`` rows get label -1.
 All outputs are written only after every metric was computed, each atomically
 (``<name>.tmp-<pid>`` then rename); on any error nothing is written.
 """
@@ -55,10 +63,20 @@ def define_flags(fv=flags.FLAGS) -> None:
     flags.DEFINE_string("distance_plot", None, "Write the recall-vs-distance PNG here (needs UTM).",
                         flag_values=fv)
     flags.DEFINE_string("compare_model", None, "Published model to compare with, e.g. cvm_net_i.", flag_values=fv)
-    flags.DEFINE_string("compare_dataset", None, "Published dataset: cvusa, cvact_val, vohays.", flag_values=fv)
+    flags.DEFINE_string("compare_dataset", None, "Published dataset: cvusa, cvact_val, vohays, university1652 "
+                        "(the latter with --query_labels/--database_labels; --compare_model optional there).",
+                        flag_values=fv)
     flags.DEFINE_string("compare_backbone", None, "Published backbone: vgg16 or alexnet.", flag_values=fv)
     flags.DEFINE_string("compare_loss", None, "Published loss: weighted_soft_margin_triplet, "
                         "weighted_quadruplet, contrastive.", flag_values=fv)
+    flags.DEFINE_string("query_labels", None, "Integer class label per query, .npy (Nq,); with "
+                        "--database_labels: several true matches per query, recall@K and AP (University-1652).",
+                        flag_values=fv)
+    flags.DEFINE_string("database_labels", None, "Integer class label per database row, .npy (Ndb,) for the "
+                        "--database rows (then --distractors rows get -1) or for database + distractors; -1 = "
+                        "distractor.", flag_values=fv)
+    flags.DEFINE_string("compare_task", None, "University-1652 task of the comparison: drone_to_satellite or "
+                        "satellite_to_drone (default: both).", flag_values=fv)
     flags.DEFINE_string("comparison_md", None, "Write the Markdown comparison table here.", flag_values=fv)
 
 
@@ -134,6 +152,7 @@ def run(fv=flags.FLAGS) -> dict:
         qname, dname = f"--query {fv.query}", f"--database {fv.database}"
     query = metrics.check_descriptors(query, qname)
     database = metrics.check_descriptors(database, dname)
+    num_database_rows = database.shape[0]
     if fv.distractors:
         dis = metrics.check_descriptors(_load_npy(fv.distractors, "distractors"), f"--distractors {fv.distractors}")
         if dis.shape[1] != database.shape[1]:
@@ -148,13 +167,41 @@ def run(fv=flags.FLAGS) -> dict:
         raise ValueError("--query_utm and --database_utm must be given together")
     if fv.distance_plot and not fv.query_utm:
         raise ValueError("--distance_plot needs --query_utm and --database_utm")
-    if bool(fv.compare_model) != bool(fv.compare_dataset):
+    if bool(fv.compare_model) != bool(fv.compare_dataset) and not (fv.query_labels or fv.database_labels):
         raise ValueError("--compare_model and --compare_dataset must be given together")
-    if fv.comparison_md and not fv.compare_model:
-        raise ValueError("--comparison_md needs --compare_model and --compare_dataset")
+    if fv.comparison_md and not fv.compare_dataset:
+        raise ValueError("--comparison_md needs --compare_dataset (and --compare_model)")
     if query.shape[1] != database.shape[1]:
         raise ValueError(f"descriptor dimensions differ: {qname} has dim {query.shape[1]}, "
                          f"{dname} has dim {database.shape[1]}")
+    labelled = bool(fv.query_labels) or bool(fv.database_labels)
+    if labelled:
+        if not (fv.query_labels and fv.database_labels):
+            raise ValueError("--query_labels and --database_labels must be given together")
+        if fv.query_utm or fv.both_directions or fv.distance_plot:
+            raise ValueError("--query_labels/--database_labels cannot be combined with --query_utm/--database_utm, "
+                             "--both_directions or --distance_plot")
+        from cvmnet_tf.evaluation import multi_match
+
+        q_labels = multi_match.check_labels(_load_npy(fv.query_labels, "query_labels"), query.shape[0],
+                                            f"--query_labels {fv.query_labels} (for {qname})",
+                                            allow_distractors=False)
+        d_labels = _load_npy(fv.database_labels, "database_labels")
+        if d_labels.ndim != 1 or d_labels.shape[0] not in (num_database_rows, database.shape[0]):
+            expect = (f"{num_database_rows} (database rows) or {database.shape[0]} (with distractors)"
+                      if database.shape[0] != num_database_rows else str(num_database_rows))
+            raise ValueError(f"--database_labels {fv.database_labels}: expected {expect} labels (1-D); got shape "
+                             f"{d_labels.shape}")
+        d_labels = multi_match.check_labels(d_labels, d_labels.shape[0], f"--database_labels {fv.database_labels}",
+                                            allow_distractors=True)
+        if d_labels.shape[0] < database.shape[0]:
+            d_labels = np.concatenate([d_labels, np.full(database.shape[0] - d_labels.shape[0], -1, np.int64)])
+        if fv.compare_model and not fv.compare_dataset:
+            raise ValueError("--compare_model needs --compare_dataset")
+    elif fv.compare_task:
+        raise ValueError("--compare_task needs --query_labels/--database_labels (University-1652 metrics)")
+    if labelled:
+        return _run_labelled(fv, query, database, q_labels, d_labels, qname, dname, ks)
     near = None
     if fv.query_utm:
         q_utm = geo.check_utm(_load_utm(fv.query_utm, "query_utm"), query.shape[0], f"--query_utm {fv.query_utm}")
@@ -180,7 +227,32 @@ def run(fv=flags.FLAGS) -> dict:
         table = published.comparison_table(out, model=fv.compare_model, dataset=fv.compare_dataset,
                                            backbone=fv.compare_backbone, loss=fv.compare_loss)
 
-    # ---- write outputs (temporary files first, then rename all) ----------------------------------
+    _write_outputs(fv, out, table, result=result, errors=errors, loc_thresholds=loc_thresholds)
+    return out
+
+
+def _run_labelled(fv, query, database, q_labels, d_labels, qname, dname, ks) -> dict:
+    """Several true matches per query (class labels): recall@K, AP, optional top-K curve and comparison."""
+    from cvmnet_tf.evaluation import multi_match, published
+
+    indptr, positions = multi_match.match_positions(query, database, q_labels, d_labels, fv.block_size,
+                                                    query_name=qname, gallery_name=dname)
+    out = multi_match.summarize_positions(indptr, positions, ks, d_labels)
+    if fv.compare_task:
+        out["task"] = fv.compare_task
+    table = None
+    if fv.compare_dataset:
+        table = published.comparison_table(out, model=fv.compare_model, dataset=fv.compare_dataset,
+                                           backbone=fv.compare_backbone, loss=fv.compare_loss, task=fv.compare_task)
+    _write_outputs(fv, out, table, first_ranks=positions[indptr[:-1]], num_database=database.shape[0])
+    return out
+
+
+def _write_outputs(fv, out, table, *, result=None, errors=None, loc_thresholds=None, first_ranks=None,
+                   num_database=None) -> None:
+    """Write the JSON / Markdown / PNG outputs atomically (all or nothing), then print the metrics."""
+    from cvmnet_tf.evaluation import geo, metrics
+
     pending = []
 
     def stage(path, writer):
@@ -203,7 +275,11 @@ def run(fv=flags.FLAGS) -> dict:
         if fv.top_k_plot or fv.distance_plot:
             from cvmnet_tf.evaluation import plots
 
-            if fv.top_k_plot:
+            if fv.top_k_plot and first_ranks is not None:
+                max_k = min(fv.top_k_max, num_database)
+                curve = {"first true match": metrics.top_k_curve(first_ranks, max_k)}
+                stage(fv.top_k_plot, lambda p: _rename_from(plots.plot_top_k_curve(curve, p + ".png"), p))
+            elif fv.top_k_plot:
                 max_k = min(fv.top_k_max, result.num_database)
                 curves = {}
                 if result.num_distractors > 0:
@@ -233,7 +309,6 @@ def run(fv=flags.FLAGS) -> dict:
     print(json.dumps(out, indent=2, sort_keys=True))
     if table:
         print(table)
-    return out
 
 
 def _rename_from(src: str, dst: str) -> None:

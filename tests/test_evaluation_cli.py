@@ -128,3 +128,73 @@ def test_cli_errors_without_output(tmp_path, case, message):
     if case == "nan":
         assert "q.npy" in r.stderr      # the error names the file
     assert sorted(os.listdir(tmp_path)) == ["d.npy", "q.npy"]
+
+
+# ---------------------------------------------------------------- labelled (University-1652) mode
+def _ref_labelled(q, g, ql, gl, ks):
+    """Full sort per query (float64, true matches first among equal values) and University-1652's AP loop."""
+    sims = q.astype(np.float64) @ g.astype(np.float64).T
+    firsts, aps = [], []
+    for i in range(len(q)):
+        match = (gl == ql[i])
+        order = sorted(range(len(g)), key=lambda j: (-sims[i, j], not match[j]))
+        pos = [p for p, j in enumerate(order) if match[j]]
+        ap = sum((((k / pos[k]) if pos[k] else 1.0) + (k + 1) / (pos[k] + 1)) / (2 * len(pos)) for k in range(len(pos)))
+        firsts.append(pos[0])
+        aps.append(ap)
+    return {**{f"recall@{k}": np.mean(np.array(firsts) < k) for k in ks}, "AP": np.mean(aps)}
+
+
+def test_cli_labelled_recall_and_ap_with_distractors(tmp_path):
+    rng = np.random.default_rng(5)
+    centres = rng.integers(-2, 3, (12, 5))
+    gl = np.repeat(np.arange(12), 3) + 100
+    g = (centres[gl - 100] + rng.integers(-1, 2, (gl.size, 5))) / 4.0
+    ql = rng.integers(0, 12, 40) + 100
+    q = (centres[ql - 100] + rng.integers(-2, 3, (40, 5))) / 4.0
+    x = rng.integers(-2, 3, (15, 5)) / 4.0
+    for name, arr in dict(q=q.astype(np.float32), g=g.astype(np.float32), x=x.astype(np.float32), ql=ql,
+                          gl=gl).items():
+        np.save(tmp_path / f"{name}.npy", arr)
+    out = tmp_path / "m.json"
+    r = _run_cli("--query", str(tmp_path / "q.npy"), "--database", str(tmp_path / "g.npy"),
+                 "--distractors", str(tmp_path / "x.npy"), "--query_labels", str(tmp_path / "ql.npy"),
+                 "--database_labels", str(tmp_path / "gl.npy"), "--ks", "1,3,10", "--block_size", "7",
+                 "--output_json", str(out), "--top_k_plot", str(tmp_path / "curve.png"),
+                 "--compare_dataset", "university1652", "--compare_task", "drone_to_satellite",
+                 "--compare_model", "cvm_net_i", "--comparison_md", str(tmp_path / "t.md"))
+    assert r.returncode == 0, r.stderr
+    m = json.loads(out.read_text())
+    ref = _ref_labelled(q.astype(np.float32), np.concatenate([g, x]).astype(np.float32), ql,
+                        np.concatenate([gl, -np.ones(15, int)]), (1, 3, 10))
+    for key, val in ref.items():
+        assert m[key] == pytest.approx(val, abs=1e-12), key
+    assert (m["num_query"], m["num_gallery"], m["num_distractors"]) == (40, 51, 15)
+    assert _png_size(tmp_path / "curve.png") == (800, 600)
+    table = (tmp_path / "t.md").read_text()
+    assert f"| {100 * m['AP']:.2f} |" in table and "| 52.39 |" in table and "| 57.44 |" in table
+    assert "satellite_to_drone" not in table
+
+
+@pytest.mark.parametrize("case, message", [
+    ("qlen", "--query_labels"),
+    ("glen", "--database_labels"),
+    ("one", "must be given together"),
+    ("nomatch", "have no true match"),
+])
+def test_cli_labelled_errors_without_output(tmp_path, case, message):
+    rng = np.random.default_rng(6)
+    np.save(tmp_path / "q.npy", rng.standard_normal((6, 4)).astype(np.float32))
+    np.save(tmp_path / "g.npy", rng.standard_normal((8, 4)).astype(np.float32))
+    ql = np.array([0, 1, 2, 0, 1, 2] if case != "nomatch" else [0, 1, 2, 0, 1, 9])
+    np.save(tmp_path / "ql.npy", ql[:5] if case == "qlen" else ql)
+    gl = np.array([0, 1, 2, 3, 0, 1, 2, -1])
+    np.save(tmp_path / "gl.npy", gl[:7] if case == "glen" else gl)
+    args = ["--query", str(tmp_path / "q.npy"), "--database", str(tmp_path / "g.npy"),
+            "--query_labels", str(tmp_path / "ql.npy"), "--output_json", str(tmp_path / "m.json")]
+    if case != "one":
+        args += ["--database_labels", str(tmp_path / "gl.npy")]
+    r = _run_cli(*args)
+    assert r.returncode != 0
+    assert message in r.stderr, r.stderr
+    assert not (tmp_path / "m.json").exists()

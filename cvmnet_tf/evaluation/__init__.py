@@ -2,6 +2,8 @@
 
 - :mod:`.metrics`: ranks (strictly-closer rule of the released code), recall@K,
   recall@top-1% (K = int(0.01 N) + 1), top-K curves; blocked, bounded memory.
+- :mod:`.multi_match`: several true matches per query (class labels, distractors
+  labelled -1): recall@K and University-1652's average precision (AP).
 - :mod:`.geo`: CVACT_test geo-recall (OriCNN RecallGeo.m, 5 m) and localization
   error / recall versus distance.
 - :mod:`.published`: published numbers and a Markdown comparison table.
@@ -31,10 +33,18 @@ from cvmnet_tf.evaluation.metrics import (
     top_k_indices,
     top_percent_k,
 )
+from cvmnet_tf.evaluation.multi_match import (
+    average_precision,
+    average_precisions,
+    first_match_ranks,
+    labelled_retrieval,
+    match_positions,
+)
 from cvmnet_tf.evaluation.published import PUBLISHED, comparison_table, find_published
 
 __all__ = [
-    "DEFAULT_GEO_THRESHOLD_M", "PUBLISHED", "RankResult", "check_descriptors", "comparison_table",
+    "DEFAULT_GEO_THRESHOLD_M", "PUBLISHED", "RankResult", "average_precision", "average_precisions",
+    "check_descriptors", "comparison_table", "first_match_ranks", "labelled_retrieval", "match_positions",
     "compute_ranks", "evaluate_retrieval", "find_published", "geo_ranks", "geo_recall",
     "localization_errors", "localization_summary", "near_sets", "recall_at_distance", "recall_at_k",
     "recall_at_top_percent", "retrieval_ranks", "summarize_ranks", "top_k_curve", "top_k_indices",

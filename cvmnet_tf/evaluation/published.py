@@ -12,6 +12,26 @@ Sources (see REFERENCE "Published numbers"):
   verified here).
 - SAFA (Shi et al. NeurIPS 2019) and Sample4Geo (Deuser et al. ICCV 2023), the
   state of the art for scale; their top-1% cut-offs differ from CVM-Net's.
+- "U1652 leaderboard": the maintainers' leaderboard of University-1652 (Zheng,
+  Wei, Yang, ACM MM 2020), file ``State-of-the-art/README.md`` of
+  github.com/layumi/University1652-Baseline (stored version at commit
+  01e7c1e30c5d04cf9354c44b5f7e5cf921fa2f62, read 2026-11-23). From it we took
+  the University-1652 drone <-> satellite rows of the loss baselines
+  (R@1 and AP per direction, dataset "university1652", ``task`` set), and the
+  Siam-FCANet row (Cai et al. ICCV 2019, "Hard Exemplar Reweighting triplet
+  loss") on CVUSA: top-1% only, 98.3. The same page lists CVM-Net as
+  18.80/44.42/57.47/91.54 on CVUSA (our "re-reported row B") and
+  20.15/45.00/56.87/87.57 on CVACT_val, and SAFA as above: verified there.
+  NOT verified: whether these University-1652 rows are identical to the
+  paper's table (the paper PDF was not available here; the instance-loss row
+  may be a later re-run of the released code), and whether Cai et al. report
+  Vo & Hays or R@1 numbers (not on that page; left out). Siam-FCANet's top-1%
+  cut-off rule is not known ("unstated").
+
+University-1652 metrics (layumi/University1652-Baseline ``evaluate_gpu.py``):
+R@K = first true match within the top K; AP = trapezoid average precision
+over all true matches (one per query drone -> satellite, about 54 satellite ->
+drone); see :mod:`cvmnet_tf.evaluation.multi_match`.
 
 Top-1% cut-off rules (a query counts when rank < K, N = database size):
 "cvm_net" K = int(0.01 N) + 1 (CVM-Net, OriCNN); "safa" K = int(0.01 N);
@@ -23,7 +43,7 @@ import dataclasses
 from typing import Dict, List, Mapping, Optional
 
 __all__ = ["PublishedResult", "PUBLISHED", "LOCALIZATION", "NUM_CVUSA_DISTRACTORS", "CUTOFF_RULE_TEXT",
-           "find_published", "comparison_table", "normalize_name"]
+           "UNIVERSITY1652_TASKS", "find_published", "comparison_table", "normalize_name"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,8 +51,9 @@ class PublishedResult:
     """One published row; recalls in percent (None where not reported)."""
 
     source: str
-    model: str            # cvm_net_i, cvm_net_ii, siamese_alexnet, siamese_vgg, workman, vo_hays, zhai, safa, sample4geo
-    dataset: str          # cvusa, vohays, cvact_val, cvact_test
+    model: str            # cvm_net_i, cvm_net_ii, siamese_alexnet, siamese_vgg, workman, vo_hays, zhai, safa,
+                          # sample4geo, siam_fcanet, university1652_baseline
+    dataset: str          # cvusa, vohays, cvact_val, cvact_test, university1652
     backbone: Optional[str] = None   # vgg16, alexnet (None: not stated / not applicable)
     loss: Optional[str] = None       # weighted_soft_margin_triplet, weighted_quadruplet, contrastive
     recall_at_1: Optional[float] = None
@@ -41,6 +62,8 @@ class PublishedResult:
     recall_at_1_percent: Optional[float] = None
     cutoff_rule: str = "cvm_net"
     note: str = ""
+    ap: Optional[float] = None       # University-1652 mean average precision, percent
+    task: Optional[str] = None       # University-1652: drone_to_satellite | satellite_to_drone
 
 
 _T1 = "CVM-Net Table 1"
@@ -49,6 +72,17 @@ _TXT = "CVM-Net text"
 _RE = "later re-report"
 _WT = "weighted_soft_margin_triplet"
 _WQ = "weighted_quadruplet"
+_U1652 = "U1652 leaderboard"
+D2S = "drone_to_satellite"
+S2D = "satellite_to_drone"
+UNIVERSITY1652_TASKS = (D2S, S2D)
+
+
+def _u1652(loss, d2s_r1, d2s_ap, s2d_r1, s2d_ap, note=""):
+    """One leaderboard row = two PublishedResults (drone -> satellite, satellite -> drone)."""
+    return [PublishedResult(_U1652, "university1652_baseline", "university1652", None, loss, recall_at_1=r1, ap=ap,
+                            cutoff_rule="none", note=note, task=task)
+            for task, r1, ap in ((D2S, d2s_r1, d2s_ap), (S2D, s2d_r1, s2d_ap))]
 
 
 def _t1(model, backbone, vohays, cvusa, loss=None):
@@ -81,7 +115,7 @@ PUBLISHED: List[PublishedResult] = [
     PublishedResult(_RE, "cvm_net_i", "cvusa", "vgg16", _WT, 22.47, 49.98, 63.18, 93.62,
                     note="re-reported row A"),
     PublishedResult(_RE, "cvm_net_i", "cvusa", "vgg16", _WT, 18.80, 44.42, 57.47, 91.54,
-                    note="re-reported row B"),
+                    note="re-reported row B; also on the U1652 leaderboard"),
     PublishedResult(_RE, "cvm_net_i", "cvact_val", "vgg16", _WT, 20.15, 45.00, 56.87, 87.57),
     PublishedResult("SAFA (Shi et al. 2019)", "safa", "cvusa", None, None, 89.84, 96.93, 98.14, 99.64,
                     cutoff_rule="safa"),
@@ -91,6 +125,16 @@ PUBLISHED: List[PublishedResult] = [
                     98.68, 99.68, 99.78, 99.87, cutoff_rule="sample4geo"),
     PublishedResult("Sample4Geo (Deuser et al. 2023)", "sample4geo", "cvact_val", None, None,
                     90.81, 96.74, 97.48, 98.77, cutoff_rule="sample4geo"),
+    # Cai et al. ICCV 2019 (Hard Exemplar Reweighting triplet loss), as listed on the U1652 leaderboard.
+    PublishedResult(_U1652 + " (Cai et al. 2019)", "siam_fcanet", "cvusa", None, "hard_exemplar_reweighting_triplet",
+                    recall_at_1_percent=98.3, cutoff_rule="unstated"),
+    # University-1652 drone <-> satellite, the loss baselines of the benchmark (U1652 leaderboard, verified there).
+    *_u1652("contrastive", 52.39, 57.44, 63.91, 52.24),
+    *_u1652("triplet_margin_0.3", 55.18, 59.97, 63.62, 53.85),
+    *_u1652("triplet_margin_0.5", 53.58, 58.60, 64.48, 53.15),
+    *_u1652(_WT, 53.21, 58.03, 65.62, 54.47),
+    *_u1652("instance", 58.23, 62.91, 74.47, 59.45),
+    *_u1652("instance+" + _WT, 65.93, 70.18, 76.03, 66.36),
 ]
 
 #: Paper section 5.5 / Fig. 8 (Singapore map, CVM-Net-I trained on CVUSA).
@@ -103,6 +147,8 @@ CUTOFF_RULE_TEXT = {
     "cvm_net": "rank < int(0.01 N) + 1 (CVM-Net/OriCNN)",
     "safa": "rank < int(0.01 N) (SAFA)",
     "sample4geo": "rank < N // 100 (Sample4Geo)",
+    "unstated": "cut-off rule not verified",
+    "none": "-",
 }
 
 _ALIASES = {
@@ -111,6 +157,9 @@ _ALIASES = {
     "act_val": "cvact_val", "cvact": "cvact_val", "act_test": "cvact_test",
     "vo_and_hays": "vo_hays", "vohays_cropped": "vohays",
     "triplet": _WT, "weighted_triplet": _WT, "quadruplet": _WQ,
+    "university_1652": "university1652", "u1652": "university1652",
+    "instance_loss": "instance", "drone2satellite": D2S, "satellite2drone": S2D,
+    "drone_to_sat": D2S, "sat_to_drone": S2D, "her": "hard_exemplar_reweighting_triplet",
 }
 
 
@@ -123,11 +172,13 @@ def normalize_name(name: Optional[str]) -> Optional[str]:
 
 
 def find_published(model: Optional[str] = None, dataset: Optional[str] = None, backbone: Optional[str] = None,
-                   loss: Optional[str] = None) -> List[PublishedResult]:
-    """Published rows matching every given field (a row with no backbone/loss matches any)."""
-    model, dataset, backbone, loss = map(normalize_name, (model, dataset, backbone, loss))
+                   loss: Optional[str] = None, task: Optional[str] = None) -> List[PublishedResult]:
+    """Published rows matching every given field (a row with no backbone/loss/task matches any)."""
+    model, dataset, backbone, loss, task = map(normalize_name, (model, dataset, backbone, loss, task))
     out = []
     for r in PUBLISHED:
+        if task is not None and r.task is not None and r.task != task:
+            continue
         if model is not None and r.model != model:
             continue
         if dataset is not None and r.dataset != dataset:
@@ -144,24 +195,35 @@ def _fmt(v: Optional[float]) -> str:
     return "-" if v is None else f"{v:.2f}"
 
 
-def comparison_table(results: Mapping[str, float], model: str, dataset: str, backbone: Optional[str] = None,
-                     loss: Optional[str] = None, include_state_of_the_art: bool = False,
-                     label: str = "this run") -> str:
+def comparison_table(results: Mapping[str, float], model: Optional[str], dataset: str,
+                     backbone: Optional[str] = None, loss: Optional[str] = None,
+                     include_state_of_the_art: bool = False, label: str = "this run",
+                     task: Optional[str] = None) -> str:
     """Markdown table of our recalls next to the matching published ones.
 
     Args:
       results: dict from :func:`cvmnet_tf.evaluation.evaluate_retrieval`
         (fractions 0..1; keys "recall@1", "recall@5", "recall@10", "recall@1%",
-        optional "num_database" and "top_percent_k").
+        optional "num_database" and "top_percent_k"); for dataset
+        "university1652" the dict of
+        :func:`cvmnet_tf.evaluation.labelled_retrieval` (adds "AP").
       model, dataset, backbone, loss: the published setting(s) to match.
+        For "university1652" no CVM-Net number is published: when ``model``
+        matches no row there, the benchmark's baselines are listed (filtered
+        by ``loss`` when given).
       include_state_of_the_art: also list SAFA / Sample4Geo on that dataset.
+      task: University-1652 only: "drone_to_satellite" or
+        "satellite_to_drone" (default: results["task"] if present, else both).
 
     Returns:
-      Markdown text: a table in percent, then the top-1% cut-off rule of each row.
+      Markdown text: a table in percent, then the top-1% cut-off rule of each
+      row (University-1652: R@1/5/10 and AP columns instead).
 
     Raises:
       ValueError when no published row matches.
     """
+    if normalize_name(dataset) == "university1652":
+        return _university1652_table(results, model, backbone, loss, label, task)
     rows = find_published(model, dataset, backbone, loss)
     if not rows:
         raise ValueError(f"no published numbers for model={model!r}, dataset={dataset!r}, backbone={backbone!r}, "
@@ -196,6 +258,40 @@ def comparison_table(results: Mapping[str, float], model: str, dataset: str, bac
     lines.append("")
     lines.append("Recalls in percent, ground -> satellite. A query counts at top-1% when fewer than K database "
                  "images are strictly closer than its true match; K per row as stated (N = database size).")
+    return "\n".join(lines) + "\n"
+
+
+def _university1652_table(results, model, backbone, loss, label, task) -> str:
+    task = normalize_name(task if task is not None else results.get("task"))
+    if task is not None and task not in UNIVERSITY1652_TASKS:
+        raise ValueError(f"task must be one of {UNIVERSITY1652_TASKS}; got {task!r}")
+    rows = find_published(model, "university1652", backbone, loss, task) if model else []
+    if not rows:
+        rows = find_published(None, "university1652", None, loss, task)
+    if not rows:
+        known = sorted({r.loss for r in PUBLISHED if r.dataset == "university1652"})
+        raise ValueError(f"no published University-1652 numbers for loss={loss!r}, task={task!r}; "
+                         f"known losses: {known}")
+
+    def ours(key):
+        v = results.get(key)
+        return None if v is None else 100.0 * float(v)
+
+    setting = ", ".join(x for x in (normalize_name(model), normalize_name(backbone), normalize_name(loss)) if x)
+    lines = [
+        "| Setting | Source | Task | R@1 | R@5 | R@10 | AP |",
+        "|---|---|---|---|---|---|---|",
+        f"| {setting or '-'} | {label} | {task or '-'} | {_fmt(ours('recall@1'))} | {_fmt(ours('recall@5'))} | "
+        f"{_fmt(ours('recall@10'))} | {_fmt(ours('AP'))} |",
+    ]
+    for r in rows:
+        name = ", ".join(x for x in (r.model, r.backbone, r.loss) if x)
+        src = r.source + (f" ({r.note})" if r.note else "")
+        lines.append(f"| {name} | {src} | {r.task} | {_fmt(r.recall_at_1)} | {_fmt(r.recall_at_5)} | "
+                     f"{_fmt(r.recall_at_10)} | {_fmt(r.ap)} |")
+    lines.append("")
+    lines.append("University-1652, percent. R@K: the first true match is within the top K; AP: mean over queries of "
+                 "University-1652's average precision (evaluate_gpu.py compute_mAP).")
     return "\n".join(lines) + "\n"
 
 
