@@ -240,3 +240,66 @@ def test_bad_arguments(tmp_path, kwargs, word):
     args.update(kwargs)
     with pytest.raises(ValueError, match=word):
         write_dataset(**args)
+
+
+def _tree(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != "synthetic_meta.json"}
+
+
+def test_same_bytes_for_any_number_of_workers(tmp_path):
+    """Pair randomness is a function of (seed, stream, split, region, index) only: a pool
+    of 2 processes writes exactly the files of the in-process writer, also when regions
+    hold fewer positions than pairs_per_region (tiny regions force re-planning)."""
+    cfg = WorldConfig(region_m=200.0, pairs_per_region=40, min_spacing_m=20.0)
+    for w in (1, 2):
+        info = write_dataset(str(tmp_path / f"w{w}"), "cvact", 30, 5, num_test=3, seed=9,
+                             satellite_size=(32, 32), ground_size=(16, 32), config=cfg,
+                             workers=w)
+        assert info["workers"] == w and info["counts"] == {"train": 30, "val": 5, "test": 8}
+    a, b = _tree(tmp_path / "w1"), _tree(tmp_path / "w2")
+    assert len(a) == 2 * 38 + 1 and a == b          # images + ACT_data.mat, byte-identical
+    assert not list(tmp_path.rglob("*.tmp-*"))
+    # and the in-memory pairs are the same pairs (positions of the train split)
+    utm = scipy.io.loadmat(str(tmp_path / "w1" / "ACT_data.mat"))["utm"]
+    order = np.random.default_rng(np.random.SeedSequence([9, 2, 98])).permutation(38)
+    mem = list(iter_pairs(30, seed=9, stream=2, split=0, satellite_size=(32, 32),
+                          ground_size=(16, 32), config=cfg, horizon_fraction=0.5))
+    np.testing.assert_array_equal(utm[order[:30]], [(p.easting, p.northing) for p in mem])
+    with pytest.raises(ValueError, match="workers"):
+        write_dataset(str(tmp_path / "bad"), "cvusa", 1, 1, workers=0)
+
+
+def test_blur_and_noise_helpers():
+    from cvmnet_tf.data.synthetic import render
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (12, 40, 3)).astype(np.uint8)
+    # exact path: separable Gaussian, wrapping horizontally, edge rows repeated
+    sigma = 0.8
+    r = int(math.ceil(2.5 * sigma))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k /= k.sum()
+    ref = np.zeros(img.shape)
+    f = img.astype(np.float64)
+    for t, kt in zip(range(-r, r + 1), k):
+        ref += kt * np.roll(f, -t, axis=1)
+    f, ref = ref, np.zeros(img.shape)
+    for t, kt in zip(range(-r, r + 1), k):
+        ref += kt * f[np.clip(np.arange(12) + t, 0, 11)]
+    np.testing.assert_allclose(render._blur(img, sigma), ref, atol=1e-3)
+    # large sigma (downsampled path): a constant image stays constant, a step gets a
+    # ramp about as wide as the Gaussian's
+    flat = np.full((64, 256, 3), 77, np.uint8)
+    np.testing.assert_allclose(render._blur(flat, 4.0), 77, atol=0.51)
+    step = np.zeros((16, 256, 3), np.uint8)
+    step[:, 128:] = 200                          # two edges: 128 and (wrapping) 0
+    row = render._blur(step, 4.0)[8, :, 0]
+    ramp = np.flatnonzero((row > 0.16 * 200) & (row < 0.84 * 200))    # +-1 sigma
+    mid, seam = ramp[(ramp > 64) & (ramp < 192)], ramp[(ramp < 64) | (ramp > 192)]
+    assert 6 <= mid.size <= 10 and abs(mid.mean() - 127.5) < 1.5     # 2 sigma = 8 px
+    assert 6 <= seam.size <= 10                  # wraps around the panorama's seam
+    # noise: standard normal, deterministic, large shapes pieced together
+    n1 = render._noise(np.random.default_rng(3), (1500, 1000))
+    n2 = render._noise(np.random.default_rng(3), (1500, 1000))
+    assert n1.shape == (1500, 1000) and np.array_equal(n1, n2)
+    assert abs(float(n1.mean())) < 0.01 and abs(float(n1.std()) - 1) < 0.01

@@ -33,9 +33,14 @@ def main(argv=None):
     ap.add_argument("--ground-size", type=_size, default=None, help="HxW, e.g. 64x256")
     ap.add_argument("--native-sizes", action="store_true",
                     help="real sizes (CVUSA 750x750 / 224x1232, CVACT 1200 / 832x1664)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="processes rendering pairs (default: all cores from 200 pairs on; "
+                         "the files are identical for any number)")
     ap.add_argument("--map", action="store_true", help="write a localization map instead")
     ap.add_argument("--num-panoramas", type=int, default=16, help="with --map")
     args = ap.parse_args(argv)
+    if args.workers is not None and args.workers < 1:
+        ap.error(f"--workers={args.workers} must be >= 1")
     if args.map:
         info = write_map(args.out, seed=args.seed, num_panoramas=args.num_panoramas,
                          ground_size=args.ground_size or (64, 256))
@@ -44,7 +49,7 @@ def main(argv=None):
         info = write_dataset(args.out, args.layout, args.num_train, args.num_val,
                              seed=args.seed, satellite_size=args.satellite_size,
                              ground_size=args.ground_size, num_test=args.num_test,
-                             native_sizes=args.native_sizes)
+                             native_sizes=args.native_sizes, workers=args.workers)
     json.dump(info, sys.stdout, indent=1)
     print()
 

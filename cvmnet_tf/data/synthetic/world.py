@@ -138,6 +138,32 @@ class SyntheticMap:
         return self._cache["pil"]
 
 
+_NOISE_BANK = []
+_NOISE_CHUNK = 1 << 20
+
+
+def _noise(rng: np.random.Generator, shape) -> np.ndarray:
+    """Standard normal float32 noise of `shape` (deterministic given rng's state): a random
+    window of a fixed bank of 2**21 values; shapes of more than 2**20 values are pieced
+    together from 2**20-value windows at independent random offsets. May be a read-only
+    view: do not modify it in place."""
+    n = int(np.prod(shape))
+    if not _NOISE_BANK:
+        bank = np.random.default_rng(20180618).standard_normal(1 << 21, np.float32)
+        bank.flags.writeable = False
+        _NOISE_BANK.append(bank)
+    bank = _NOISE_BANK[0]
+    if n <= _NOISE_CHUNK:
+        o = int(rng.integers(0, bank.size - n))
+        return bank[o:o + n].reshape(shape)
+    out = np.empty(n, np.float32)
+    offs = rng.integers(0, bank.size - _NOISE_CHUNK, -(-n // _NOISE_CHUNK))
+    for i, o in enumerate(offs):
+        piece = out[i * _NOISE_CHUNK:(i + 1) * _NOISE_CHUNK]
+        piece[:] = bank[o:o + piece.size]
+    return out.reshape(shape)
+
+
 def _smooth_noise(rng: np.random.Generator, shape, cell_px: float) -> np.ndarray:
     """(H, W) float32 smooth random field, roughly zero mean / unit std, feature size cell_px."""
     h, w = shape
@@ -195,11 +221,28 @@ def _to_uint8(colour, shade, grain):
     return colour.astype(np.uint8)
 
 
-def _window(cx, cy, r, shape):
+def _footprints(cx, cy, r, shape, use=None):
+    """Pixels of the windows [int(c - r), int(c + r) + 2) around many centres at once.
+
+    Args: cx, cy, r: float (n,) centres (pixels) and half sizes (pixels); shape (H, W);
+      use: optional bool (n,) mask of centres to expand.
+    Returns: (centre id int64 (m,) ascending, flat pixel index (m,), (x - cx, y - cy)
+      float64 (m,) each), clipped to the map.
+    """
     h, w = shape
-    x0, x1 = max(0, int(cx - r)), min(w, int(cx + r) + 2)
-    y0, y1 = max(0, int(cy - r)), min(h, int(cy + r) + 2)
-    return x0, x1, y0, y1
+    x0 = np.maximum(0, (cx - r).astype(np.int64))
+    x1 = np.minimum(w, (cx + r).astype(np.int64) + 2)
+    y0 = np.maximum(0, (cy - r).astype(np.int64))
+    y1 = np.minimum(h, (cy + r).astype(np.int64) + 2)
+    wx, wy = np.maximum(x1 - x0, 0), np.maximum(y1 - y0, 0)
+    cnt = wx * wy
+    if use is not None:
+        cnt = np.where(use, cnt, 0)
+    tid = np.repeat(np.arange(cx.size), cnt)
+    local = np.arange(tid.size) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    ly, lx = np.divmod(local, wx[tid])
+    xs, ys = x0[tid] + lx, y0[tid] + ly
+    return tid, ys * w + xs, (xs - cx[tid], ys - cy[tid])
 
 
 def generate_map(seed, size_px=(1024, 1024), metres_per_pixel: float = 0.5,
@@ -283,41 +326,59 @@ def generate_map(seed, size_px=(1024, 1024), metres_per_pixel: float = 0.5,
         labels[iy[mk], ix[mk]] = MARKING
         cidx[iy[mk], ix[mk]] = _P_MARKING
 
-    # buildings: rotated rectangles set back from the nearest road, aligned with it
-    xx = np.arange(w, dtype=np.float32)[None, :]
-    yy = np.arange(h, dtype=np.float32)[:, None]
+    # buildings: rotated rectangles set back from the nearest road, aligned with it;
+    # candidates in random order, each kept unless it touches a road, water or an
+    # earlier building (footprints computed for all candidates at once)
     area_ha = h * w * mpp * mpp / 1e4
     n_build = rng.poisson(style.buildings_per_ha * area_ha)
+    lab_flat, h_flat, c_flat = labels.reshape(-1), height.reshape(-1), cidx.reshape(-1)
     cand = np.flatnonzero(((road_dist > 6) & (road_dist < 18) & (labels != WATER)).ravel())
     if cand.size and n_build:
         picks = rng.choice(cand, size=min(n_build * 2, cand.size), replace=False)
-        placed = 0
-        for p in picks:
-            if placed >= n_build:
-                break
-            cy, cx = divmod(int(p), w)
-            a = float(road_ang[cy, cx])
-            half_b = float(road_dist[cy, cx]) - rng.uniform(1.5, 4)   # depth towards road
-            if half_b < 3:
-                continue
-            half_b = min(half_b, rng.uniform(4, 11))
-            half_a = rng.uniform(4, 13)
-            x0, x1, y0, y1 = _window(cx, cy, math.hypot(half_a, half_b) * m2p, (h, w))
-            ca, sa = math.cos(a) * mpp, math.sin(a) * mpp
-            dx, dy = xx[:, x0:x1] - cx, yy[y0:y1] - cy
-            u = dx * ca + dy * sa
-            v = dy * ca - dx * sa
-            m = (np.abs(u) < half_a) & (np.abs(v) < half_b)
-            lab_w = labels[y0:y1, x0:x1]
-            if not m.any() or _BLOCKED[lab_w[m]].any():
-                continue
-            k = int(rng.integers(len(_ROOFS)))
-            lab_w[m] = BUILDING
-            height[y0:y1, x0:x1][m] = rng.uniform(3.5, style.max_building_height_m)
-            cidx[y0:y1, x0:x1][m] = np.where(v[m] > 0, _P_RIDGE + k, _P_ROOF + k)  # gable
-            placed += 1
+        n_p = picks.size
+        cy, cx = np.divmod(picks, w)
+        a = road_ang.reshape(-1)[picks].astype(np.float64)
+        half_b = road_dist.reshape(-1)[picks] - rng.uniform(1.5, 4, n_p)   # depth to road
+        half_b = np.minimum(half_b, rng.uniform(4, 11, n_p))
+        half_a = rng.uniform(4, 13, n_p)
+        roof = rng.integers(len(_ROOFS), size=n_p)
+        tall = rng.uniform(3.5, style.max_building_height_m, n_p)
+        radius = np.hypot(half_a, half_b) * m2p
+        ca, sa = np.cos(a) * mpp, np.sin(a) * mpp
+        todo = np.flatnonzero(half_b >= 3)
+        occupied = np.zeros(h * w, bool)
+        placed, start = 0, 0
+        while placed < n_build and start < todo.size:     # batches of candidates
+            ids = todo[start:start + max(32, 2 * (n_build - placed))]
+            start += ids.size
+            tid, pix, (du, dv) = _footprints(cx[ids], cy[ids], radius[ids], (h, w))
+            t = ids[tid]
+            u = du * ca[t] + dv * sa[t]
+            v = dv * ca[t] - du * sa[t]
+            inside = (np.abs(u) < half_a[t]) & (np.abs(v) < half_b[t])
+            tid, pix, v = tid[inside], pix[inside], v[inside]
+            bad = np.bincount(tid, _BLOCKED[lab_flat[pix]], minlength=ids.size) > 0
+            bad |= np.bincount(tid, minlength=ids.size) == 0
+            bounds = np.searchsorted(tid, np.arange(ids.size + 1))
+            accepted = np.zeros(ids.size, bool)
+            for i in np.flatnonzero(~bad).tolist():
+                if placed >= n_build:
+                    break
+                seg = pix[bounds[i]:bounds[i + 1]]
+                if occupied[seg].any():
+                    continue
+                occupied[seg] = True
+                accepted[i] = True
+                placed += 1
+            keep = accepted[tid]
+            tid, pix, v = ids[tid[keep]], pix[keep], v[keep]
+            lab_flat[pix] = BUILDING
+            h_flat[pix] = tall[tid]
+            c_flat[pix] = np.where(v > 0, _P_RIDGE, _P_ROOF) + roof[tid]   # gable
 
-    # trees: dome-shaped crowns, clustered by a smooth density field
+    # trees: dome-shaped crowns, clustered by a smooth density field (trees never block
+    # each other: all footprints at once; where crowns overlap the later tree's shading
+    # wins and the height is the maximum)
     n_tree = rng.poisson(style.trees_per_ha * area_ha)
     coarse = labels[::8, ::8]
     dens = _smooth_noise(rng, coarse.shape, 60 * m2p / 8)
@@ -328,22 +389,22 @@ def generate_map(seed, size_px=(1024, 1024), metres_per_pixel: float = 0.5,
         jit = rng.uniform(-4, 4, (picks.size, 2))
         rads = rng.uniform(1.5, 4.5, picks.size)
         ths = rng.uniform(4, 12, picks.size)
-        for p, (jy, jx), rad, th in zip(picks, jit, rads, ths):
-            py, px = divmod(int(p), sw)
-            cy, cx = py * 8 + jy, px * 8 + jx
-            x0, x1, y0, y1 = _window(cx, cy, rad * m2p, (h, w))
-            d2 = ((xx[:, x0:x1] - cx) ** 2 + (yy[y0:y1] - cy) ** 2) * np.float32(mpp * mpp / rad ** 2)
-            m = d2 < 1
-            lab_w = labels[y0:y1, x0:x1]
-            if not m.any() or _BLOCKED[lab_w[m]].any():
-                continue
-            dome = np.sqrt(1 - d2[m])
-            hw_ = height[y0:y1, x0:x1]
-            hw_[m] = np.maximum(hw_[m], th * (0.45 + 0.55 * dome))
-            lab_w[m] = TREE
-            cidx[y0:y1, x0:x1][m] = _P_TREE
-            shade_sat[y0:y1, x0:x1][m] = 0.75 + 0.5 * dome
-            shade_grd[y0:y1, x0:x1][m] = 0.8 + 0.3 * dome
+        py, px = np.divmod(picks, sw)
+        cy, cx = py * 8 + jit[:, 0], px * 8 + jit[:, 1]
+        tid, pix, (du, dv) = _footprints(cx, cy, rads * m2p, (h, w))
+        d2 = (du * du + dv * dv) * (mpp * mpp / rads ** 2)[tid]
+        inside = d2 < 1
+        tid, pix, d2 = tid[inside], pix[inside], d2[inside]
+        bad = np.bincount(tid, _BLOCKED[lab_flat[pix]], minlength=picks.size) > 0
+        keep = ~bad[tid]
+        tid, pix, d2 = tid[keep], pix[keep], d2[keep]
+        dome = np.sqrt(1 - d2).astype(np.float32)
+        np.maximum.at(h_flat, pix, (ths[tid] * (0.45 + 0.55 * dome)).astype(np.float32))
+        lab_flat[pix] = TREE
+        c_flat[pix] = _P_TREE
+        last = pix.size - 1 - np.unique(pix[::-1], return_index=True)[1]
+        shade_sat.reshape(-1)[pix[last]] = 0.75 + 0.5 * dome[last]
+        shade_grd.reshape(-1)[pix[last]] = 0.8 + 0.3 * dome[last]
 
     # sun shadows on the satellite layer (computed at half resolution)
     sun_az = float(rng.uniform(120, 240))        # towards the sun, from north (clockwise)
@@ -369,8 +430,8 @@ def generate_map(seed, size_px=(1024, 1024), metres_per_pixel: float = 0.5,
     # textures: low-frequency brightness and per-pixel grain, independent per layer
     shade_sat *= 1 + 0.07 * _smooth_noise(rng, (h, w), 25 * m2p)
     shade_grd *= 1 + 0.08 * _smooth_noise(rng, (h, w), 6 * m2p)
-    sat = _to_uint8(_PAL_SAT[cidx], shade_sat, rng.standard_normal((h, w), np.float32) * 5)
-    grd = _to_uint8(_PAL_GRD[cidx], shade_grd, rng.standard_normal((h, w), np.float32) * 6)
+    sat = _to_uint8(_PAL_SAT.take(cidx, axis=0), shade_sat, _noise(rng, (h, w)) * np.float32(5))
+    grd = _to_uint8(_PAL_GRD.take(cidx, axis=0), shade_grd, _noise(rng, (h, w)) * np.float32(6))
 
     return SyntheticMap(
         satellite=sat, facade=grd,
@@ -411,14 +472,20 @@ def sample_locations(world: SyntheticMap, num: int, rng: np.random.Generator, *,
     cy, cx = np.divmod(cand, iw)
     pts = np.stack([cx + mg + rng.uniform(-0.3, 0.3, cx.size),
                     cy + mg + rng.uniform(-0.3, 0.3, cy.size)], 1)
+    # greedy: keep a candidate unless an accepted one is closer than min_spacing_m; a
+    # grid of cells of that size limits the check to the 3x3 neighbouring cells
     min_px2 = (min_spacing_m / mpp) ** 2
-    acc = np.empty((num, 2))
-    n = 0
-    for p in pts:
-        if n and (((acc[:n] - p) ** 2).sum(1) < min_px2).any():
+    cell = max(math.sqrt(min_px2), 1e-9)
+    grid: dict = {}
+    acc = []
+    for px, py in pts.tolist():
+        gx, gy = int(px // cell), int(py // cell)
+        if any((qx - px) ** 2 + (qy - py) ** 2 < min_px2
+               for nx in (gx - 1, gx, gx + 1) for ny in (gy - 1, gy, gy + 1)
+               for qx, qy in grid.get((nx, ny), ())):
             continue
-        acc[n] = p
-        n += 1
-        if n == num:
+        grid.setdefault((gx, gy), []).append((px, py))
+        acc.append((px, py))
+        if len(acc) == num:
             break
-    return acc[:n]
+    return np.array(acc, np.float64).reshape(-1, 2)
