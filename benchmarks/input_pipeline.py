@@ -11,8 +11,13 @@ JPEG) into a temporary folder, then measures in one run:
    numpy crop, PIL BOX (= area) resize, numpy rotation and mean subtraction);
 3. the floor: tf.data reading and decoding the same JPEGs only (same parallelism).
 
-and prints the ratios (targets: 1 >= 2x 2, and 1 within 1.5x of 3). Timings on a shared
-machine are noisy; each figure is the best of ``--repeats`` passes after a warm-up pass.
+and prints the ratios (targets: 1 >= 2x 2, and 1 within 1.5x of 3), plus the CPU time
+per pair of each (this process, all threads), which other processes' load barely
+changes. ``make_pair_dataset(training=True)`` calls
+``cvmnet_tf.data.pipeline.reuse_freed_memory()`` (glibc keeps freed memory, no page faults
+for re-allocated batches); it is process-wide, so 2 and 3 run with it too. Timings on a shared
+machine are noisy: after a warm-up pass of each, the three run interleaved (1 2 3 1 2 3 ...)
+for ``--repeats`` rounds; the best and the median pass are reported, with the load average.
 """
 from __future__ import annotations
 
@@ -83,33 +88,51 @@ def sequential_epoch(split, batch_size: int, rng) -> int:
     return done
 
 
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up (tracing, file cache)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+def _cpu_seconds() -> float:
+    """CPU time (user + system) of this process so far, all threads."""
+    t = os.times()
+    return t.user + t.system
+
+
+def interleaved(fns: dict, repeats: int, cpu: dict | None = None) -> dict:
+    """Run every function once as a warm-up (tracing, file cache), then ``repeats`` rounds
+    of all of them in turn (A B C A B C ...), so that load from other processes hits all
+    variants alike. Returns {name: [wall seconds per pass]}; ``cpu``, if given, receives
+    {name: [CPU seconds of this process per pass]} (insensitive to other processes' load)."""
+    for fn in fns.values():
         fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            c0, t0 = _cpu_seconds(), time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+            if cpu is not None:
+                cpu.setdefault(name, []).append(_cpu_seconds() - c0)
+    return times
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--num-pairs", type=int, default=96)
     ap.add_argument("--batch-size", type=int, default=12)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--workdir", default=None, help="folder for the JPEGs (default: a temp dir)")
+    ap.add_argument("--data-dir", default=None,
+                    help="reuse (or create once) the JPEGs in this folder instead of a temp dir")
     args = ap.parse_args(argv)
 
     import tensorflow as tf
 
     from cvmnet_tf.data import ImageSizes, load_cvusa_split, make_pair_dataset
 
-    with tempfile.TemporaryDirectory(dir=args.workdir) as root:
-        t0 = time.perf_counter()
-        write_pairs(root, args.num_pairs)
-        print(f"wrote {args.num_pairs} pairs (750x750 + 224x1232 JPEG) in "
-              f"{time.perf_counter() - t0:.1f} s to {root}")
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        root = args.data_dir or tmp
+        if not os.path.isfile(os.path.join(root, "splits", "train-19zl.csv")):
+            t0 = time.perf_counter()
+            write_pairs(root, args.num_pairs)
+            print(f"wrote {args.num_pairs} pairs (750x750 + 224x1232 JPEG) in "
+                  f"{time.perf_counter() - t0:.1f} s to {root}")
         split = load_cvusa_split(root, "train")
         n_batches = len(split) // args.batch_size
         pairs = n_batches * args.batch_size
@@ -139,17 +162,30 @@ def main(argv=None) -> int:
                 pass
 
         rng = np.random.default_rng(0)
-        t_pipe = timed(run_pipeline, args.repeats)
-        t_seq = timed(lambda: sequential_epoch(split, args.batch_size, rng), args.repeats)
-        t_floor = timed(run_floor, args.repeats)
+        names = {"pipeline": "(1) tf.data training pipeline",
+                 "sequential": "(2) sequential released-style",
+                 "floor": "(3) tf decode-only floor"}
+        cpu = {}
+        times = interleaved({"pipeline": run_pipeline,
+                             "sequential": lambda: sequential_epoch(split, args.batch_size, rng),
+                             "floor": run_floor}, args.repeats, cpu)
 
-    r_pipe, r_seq, r_floor = pairs / t_pipe, pairs / t_seq, pairs / t_floor
-    print(f"cores visible: {os.cpu_count()}, pairs per pass: {pairs}, batch {args.batch_size}")
-    print(f"(1) tf.data training pipeline : {r_pipe:8.1f} pairs/s")
-    print(f"(2) sequential released-style : {r_seq:8.1f} pairs/s")
-    print(f"(3) tf decode-only floor      : {r_floor:8.1f} pairs/s")
-    print(f"pipeline / sequential = {r_pipe / r_seq:.2f}x (target >= 2)")
-    print(f"floor / pipeline      = {r_floor / r_pipe:.2f}x (target <= 1.5)")
+    rate = {k: (pairs / min(v), pairs / float(np.median(v))) for k, v in times.items()}
+    print(f"cores visible: {os.cpu_count()}, pairs per pass: {pairs}, batch {args.batch_size}, "
+          f"{args.repeats} interleaved rounds")
+    if hasattr(os, "getloadavg"):
+        print("load average (1, 5, 15 min): %.2f %.2f %.2f" % os.getloadavg())
+    print(f"{'':32s} {'best':>8s} {'median':>8s}  pairs/s   CPU ms/pair (median)")
+    for k, label in names.items():
+        print(f"{label:32s} {rate[k][0]:8.1f} {rate[k][1]:8.1f}   "
+              f"{1e3 * float(np.median(cpu[k])) / pairs:8.1f}")
+    for j, what in enumerate(("best", "median")):
+        p, s, f = rate["pipeline"][j], rate["sequential"][j], rate["floor"][j]
+        print(f"{what:6s}: pipeline / sequential = {p / s:.2f}x (target >= 2), "
+              f"floor / pipeline = {f / p:.2f}x (target <= 1.5)")
+    c = {k: float(np.median(v)) for k, v in cpu.items()}
+    print(f"CPU time per pair: pipeline / floor = {c['pipeline'] / c['floor']:.2f}x, "
+          f"sequential / pipeline = {c['sequential'] / c['pipeline']:.2f}x")
     return 0
 
 

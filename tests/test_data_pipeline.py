@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cvmnet_tf.data import (ImageSizes, SkipReport, load_cvact_split, load_cvusa_split,
-                            make_image_dataset, make_pair_dataset, make_satellite_database)
+from cvmnet_tf.data import (ImageSizes, PairSplit, SkipReport, load_cvact_split,
+                            load_cvusa_split, make_image_dataset, make_pair_dataset,
+                            make_satellite_database)
 from test_data_loaders import save_jpeg, smooth_image, write_cvact, write_cvusa
 from test_data_preprocessing import area_resize_np, net_input_np
 
@@ -197,3 +198,103 @@ def test_skip_report_counts_unused_tail_not_as_bad():
     skips = report.end_epoch(log_result=False)
     assert skips.num_seen == 3 and skips.num_skipped == 1 and skips.num_unused == 1
     assert skips.paths == ["p2"]
+
+
+# ----------------------------------------------------------------- University-1652 wiring
+
+U_SIZES = ImageSizes(satellite=(32, 32), ground=(24, 24))
+
+
+@pytest.fixture(scope="module")
+def univ(tmp_path_factory):
+    """6 buildings x 3 drone views (40x40 JPEG) + one 48x48 satellite each: 18 pairs."""
+    root = tmp_path_factory.mktemp("u1652")
+    sat, grd, labels = [], [], []
+    for c in range(6):
+        s_path = str(root / f"sat{c}.jpg")
+        save_jpeg(s_path, smooth_image(48, 48, 100 + c))
+        for v in range(3):
+            g_path = str(root / f"drone{c}_{v}.jpg")
+            save_jpeg(g_path, smooth_image(40, 40, 200 + 10 * c + v))
+            sat.append(s_path)
+            grd.append(g_path)
+            labels.append(1000 + 7 * c)  # arbitrary ids, not 0..C-1
+    return PairSplit("u1652/train", sat, grd, dataset="university1652",
+                     labels=np.array(labels))
+
+
+def _epochs(ds, n):
+    return [[{k: v.numpy() for k, v in b.items()} for b in ds] for _ in range(n)]
+
+
+def test_labelled_training_batches_are_class_unique_and_reseeded_per_epoch(univ):
+    from cvmnet_tf.data.sampling import max_class_unique_batches
+
+    ds = make_pair_dataset(univ, U_SIZES, training=True, batch_size=4, seed=3)
+    epochs = _epochs(ds, 2)
+    n_batches = max_class_unique_batches(univ.labels, 4)
+    assert n_batches == 4  # 6 classes x 3 views: at most 4 blocks of 4 distinct labels
+    orders = []
+    for epoch in epochs:
+        assert len(epoch) == n_batches
+        idx = np.concatenate([b["index"] for b in epoch])
+        assert len(set(idx)) == len(idx) == 16 and set(idx) <= set(range(18))
+        for b in epoch:
+            assert len(set(univ.labels[b["index"]])) == 4, univ.labels[b["index"]]
+        orders.append(idx)
+    assert not np.array_equal(orders[0], orders[1])  # a new order each epoch
+    # same seed: the same two epochs (order and augmentation); another seed: another order
+    again = _epochs(make_pair_dataset(univ, U_SIZES, training=True, batch_size=4, seed=3), 2)
+    for e1, e2 in zip(epochs, again):
+        for b1, b2 in zip(e1, e2):
+            np.testing.assert_array_equal(b1["index"], b2["index"])
+            np.testing.assert_array_equal(b1["satellite"], b2["satellite"])
+    other = _epochs(make_pair_dataset(univ, U_SIZES, training=True, batch_size=4, seed=4), 1)
+    assert not np.array_equal(np.concatenate([b["index"] for b in other[0]]), orders[0])
+    # drone images: area resize to the ground size, no crop, no augmentation
+    for b in epochs[0]:
+        for j, i in enumerate(b["index"]):
+            ref = net_input_np(area_resize_np(decoded(univ.ground_paths[i]), 24, 24))
+            np.testing.assert_allclose(b["ground"][j], ref, atol=2e-3)
+            assert b["satellite"][j].shape == (32, 32, 3)
+
+
+def test_labelled_training_skips_bad_pair_without_mixing_blocks(univ, tmp_path):
+    bad = str(tmp_path / "bad.jpg")
+    open(bad, "wb").write(b"\xff\xd8" + os.urandom(200) + b"\xff\xd9")  # decoder raises
+    split = univ.subset(range(18))
+    split.ground_paths[4] = bad
+    ds, report = make_pair_dataset(split, U_SIZES, training=True, batch_size=4, seed=1,
+                                   return_report=True)
+    for _ in range(2):
+        batches = [{k: v.numpy() for k, v in b.items()} for b in report.track(ds)]
+        # the block that held pair 4 is dropped whole, the others stay class-unique
+        assert 3 <= len(batches) <= 4
+        for b in batches:
+            assert b["index"].shape == (4,) and 4 not in b["index"]
+            assert len(set(split.labels[b["index"]])) == 4
+        skips = report.end_epoch(log_result=False)
+        assert [(s.index, s.path) for s in skips.skipped] == [(4, bad)]
+
+
+def test_labelled_training_needs_enough_labels(univ):
+    with pytest.raises(ValueError, match="distinct labels"):
+        make_pair_dataset(univ, U_SIZES, training=True, batch_size=7)
+    # evaluation / shuffle=False ignore the labels: split order
+    out = collect(make_pair_dataset(univ, U_SIZES, training=False, batch_size=7))
+    assert list(out["index"]) == list(range(18))
+
+
+def test_image_datasets_for_university1652(univ):
+    paths = univ.ground_paths[:5]
+    out = collect(make_image_dataset(paths, (24, 24), "ground", 2, dataset="university1652"))
+    assert list(out["index"]) == [0, 1, 2, 3, 4]
+    for i, p in enumerate(paths):
+        np.testing.assert_allclose(out["image"][i], net_input_np(
+            area_resize_np(decoded(p), 24, 24)), atol=2e-3)
+    sats = sorted(set(univ.satellite_paths))
+    out = collect(make_image_dataset(sats, (32, 32), "satellite", 4, dataset="university1652"))
+    assert list(out["index"]) == list(range(6))
+    for i, p in enumerate(sats):
+        np.testing.assert_allclose(out["image"][i], net_input_np(
+            area_resize_np(decoded(p), 32, 32)), atol=2e-3)

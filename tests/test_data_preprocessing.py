@@ -177,3 +177,38 @@ def test_decode_checked_flags_truncated_and_garbage():
     out, ok = pp.decode_image_checked(tf.constant(buf.getvalue()))
     assert bool(ok)
     np.testing.assert_array_equal(out.numpy(), img)
+
+
+def test_university1652_ground_is_area_resize_without_crop():
+    img = pattern(50, 40, seed=7)
+    out = pp.preprocess_ground(img, (20, 16), "university1652").numpy()
+    np.testing.assert_allclose(out, net_input_np(area_resize_np(img, 20, 16)), atol=1e-3)
+    assert bool(pp.ground_ok([50, 40, 3], (20, 16), "university1652"))
+
+
+def test_to_network_input_batched_and_unknown_shapes_match_reference():
+    img = pattern(6, 5, seed=8)
+    batch = np.stack([img, pattern(6, 5, seed=9)])
+    ref = net_input_np(batch)
+    for x in (batch, batch.astype(np.float32)):
+        np.testing.assert_allclose(pp.to_network_input(x).numpy(), ref, atol=1e-5)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
+    def dynamic(x):
+        return pp.to_network_input(x)
+    np.testing.assert_allclose(dynamic(img).numpy(), net_input_np(img), atol=1e-5)
+    np.testing.assert_allclose(pp.from_network_input(pp.to_network_input(img)).numpy(), img,
+                               atol=1e-4)
+
+
+def test_pixels_functions_compose_to_preprocess():
+    img = pattern(75, 75, seed=10)
+    seed = tf.constant([5, 6], tf.int64)
+    for training in (False, True):
+        a = pp.preprocess_satellite(img, (64, 64), training, seed if training else None)
+        b = pp.to_network_input(pp.satellite_pixels(img, (64, 64), training,
+                                                    seed if training else None))
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    g = pattern(224, 1232, seed=11)
+    assert pp.ground_pixels(g, (224, 1232), "cvusa").dtype == tf.uint8
+    np.testing.assert_array_equal(pp.ground_pixels(g, (224, 1232), "cvusa").numpy(), g)

@@ -13,6 +13,9 @@ Bad images never crash an epoch and never become a black image:
   flag and the element is filtered out;
 - backstop: any other error (file vanished, corrupt data inside a JPEG) is dropped by
   ``Dataset.ignore_errors``;
+- labelled splits (University-1652, ``split.labels``): training batches are class-unique
+  (``cvmnet_tf.data.sampling.class_unique_order``, a new order per epoch); a skipped pair
+  drops its whole batch rather than mixing two blocks;
 - reporting: :class:`SkipReport`. The training loop calls ``report.observe(batch["index"])``
   for every batch (or iterates ``report.track(dataset)``) and ``report.end_epoch()`` after
   the epoch. Indices never delivered are re-checked in Python (only those: the skipped ones
@@ -199,86 +202,196 @@ class SkipReport:
 
 # --------------------------------------------------------------------------- datasets
 
+# How the pipelines are laid out (measured in benchmarks/input_pipeline.py):
+#   index (+ per-element random seed) -> map A: read + check + decode (parallel)
+#   -> filter(ok) -> map B: preprocess_satellite / preprocess_ground (parallel; no tf.cond,
+#   bad elements never reach it) -> ignore_errors -> batch -> prefetch.
+# (Casting/BGR/mean on the whole batch after batch() was measured as well: no faster on
+# CPU, so every element leaves map B as final network input.)
+_ORDER_SEED_SALT = 0x5EED0C1A55  # the class-unique order's stream differs from augmentation's
+
+
+_MALLOC_TUNED: bool | None = None
+
+
+def reuse_freed_memory() -> bool:
+    """Make glibc keep freed memory for reuse instead of returning it to the OS (process-wide).
+
+    A training pipeline allocates and frees tens of MB per batch (each 12-pair batch at the
+    paper's sizes is 76 MB of float32). glibc serves blocks above 32 MB (and, after a
+    trim, smaller ones) with fresh ``mmap`` pages, so every batch pays ~20,000 page faults
+    of kernel time; measured on the 2-core test machine this was a third of the pipeline's
+    CPU time. ``mallopt(M_MMAP_MAX, 0)`` and a maximal ``M_TRIM_THRESHOLD`` keep that memory
+    in the heap: the process's resident size stays at its peak instead of shrinking
+    between batches. Results are unchanged. Idempotent; returns False (doing nothing) where
+    the C library is not glibc. :func:`make_pair_dataset` calls it for training datasets
+    unless ``tune_malloc=False``.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED is None:
+        _MALLOC_TUNED = False
+        try:
+            import ctypes
+            import ctypes.util
+
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            m_trim_threshold, m_mmap_max = -1, -4
+            if hasattr(libc, "mallopt") and hasattr(libc, "gnu_get_libc_version"):
+                _MALLOC_TUNED = bool(libc.mallopt(m_mmap_max, 0)) and \
+                    bool(libc.mallopt(m_trim_threshold, 2 ** 31 - 1))
+        except (OSError, AttributeError):  # pragma: no cover - non-glibc platforms
+            _MALLOC_TUNED = False
+        if _MALLOC_TUNED:
+            log.info("glibc malloc: freed memory is kept for reuse (M_MMAP_MAX=0)")
+    return _MALLOC_TUNED
+
+
 def _read_and_decode(path):
     return pp.decode_image_checked(tf.io.read_file(path))
 
 
-def _zeros(size):
-    return tf.zeros([size[0], size[1], 3], tf.float32)
+def _epoch_random(seed):
+    """int64 per element, deterministic in (seed, iteration of the dataset)."""
+    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
 
 
-def _index_dataset(n: int, shuffle: bool, seed, training: bool):
-    ds = tf.data.Dataset.range(n)
-    if shuffle and n > 1:
-        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    if training:
-        rand = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip((ds, rand))
+def _class_unique_indices(labels: np.ndarray, batch_size: int, seed):
+    """Dataset of (index, block): one epoch of cvmnet_tf.data.sampling.class_unique_order,
+    a new order for each iteration of the dataset, deterministic in (seed, iteration)."""
+    from .sampling import class_unique_order
+
+    labels = np.asarray(labels, np.int64)
+
+    def order(r):
+        return class_unique_order(labels, batch_size, int(r) & 0x7FFFFFFFFFFFFFFF).astype(np.int64)
+
+    order_seed = None if seed is None else (int(seed) ^ _ORDER_SEED_SALT) & 0x7FFFFFFF
+    ds = _epoch_random(order_seed).take(1).flat_map(
+        lambda r: tf.data.Dataset.from_tensor_slices(
+            tf.ensure_shape(tf.numpy_function(order, [r], tf.int64, stateful=False), [None])))
+    return ds.enumerate().map(lambda pos, i: (i, pos // batch_size))
+
+
+def _index_dataset(n: int, shuffle: bool, seed, training: bool, labels=None,
+                   batch_size: int = 1):
+    """(index, rnd, block) triples: rnd seeds the satellite augmentation (0 when not
+    training); block = the class-unique block of labelled training orders, else 0."""
+    if labels is not None:
+        ds = _class_unique_indices(labels, batch_size, seed)
     else:
+        ds = tf.data.Dataset.range(n)
+        if shuffle and n > 1:
+            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
         ds = ds.map(lambda i: (i, tf.constant(0, tf.int64)))
-    return ds
+    if training:
+        ds = tf.data.Dataset.zip((ds, _epoch_random(seed)))
+        return ds.map(lambda ib, rnd: (ib[0], rnd, ib[1]))
+    return ds.map(lambda i, b: (i, tf.constant(0, tf.int64), b))
 
 
-def _finish(ds, batch_size: int, drop_remainder: bool, num_parallel_calls):
+def _options(ds):
+    options = tf.data.Options()
+    options.deterministic = True
+    options.experimental_optimization.map_parallelization = True
+    return ds.with_options(options)
+
+
+def _finish(ds, batch_size: int, drop_remainder: bool, num_parallel_calls,
+            by_block: bool = False):
+    """ignore_errors -> batch (one batch per class-unique block when ``by_block``) ->
+    prefetch."""
     ds = ds.ignore_errors(log_warning=True)
-    ds = ds.filter(lambda e: e["_ok"])
-    ds = ds.map(lambda e: {k: v for k, v in e.items() if k != "_ok"})
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder,
-                  num_parallel_calls=num_parallel_calls, deterministic=True)
-    return ds.prefetch(AUTOTUNE)
+    if by_block:
+        # A skipped pair leaves its block short; grouping by block keeps every batch
+        # class-unique (a short block is dropped with drop_remainder, else batched alone).
+        # A short block's elements wait in memory until the end of the epoch.
+        ds = ds.group_by_window(
+            key_func=lambda e: e["_block"],
+            reduce_func=lambda key, w: w.batch(batch_size, drop_remainder=drop_remainder),
+            window_size=batch_size)
+    else:
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder,
+                      num_parallel_calls=num_parallel_calls, deterministic=True)
+    ds = ds.map(lambda e: {k: v for k, v in e.items() if k != "_block"})
+    return _options(ds.prefetch(AUTOTUNE))
 
 
 def make_pair_dataset(split: PairSplit, sizes: ImageSizes | None = None, *, training: bool,
                       batch_size: int, shuffle: bool | None = None, seed: int | None = None,
                       drop_remainder: bool | None = None,
-                      num_parallel_calls=AUTOTUNE, return_report: bool = False):
+                      num_parallel_calls=AUTOTUNE, return_report: bool = False,
+                      tune_malloc: bool | None = None):
     """Batched, preprocessed (satellite, ground) pairs of ``split``.
 
     Args:
-      split: the pairs; ``split.dataset`` selects the ground preprocessing.
+      split: the pairs; ``split.dataset`` selects the ground preprocessing ("cvusa",
+        "cvact", "vohays", "university1652", else area resize).
       sizes: network input sizes (default the paper's, 512x512 / 224x1232).
       training: satellite augmentation (random crop + rotation), and by default shuffle and
         drop the last partial batch. Evaluation: deterministic, in split order.
       batch_size: pairs per batch (the released code trains with 12).
-      shuffle, drop_remainder: override the training defaults.
-      seed: makes shuffling and augmentation reproducible (each iteration of the dataset,
-        i.e. each epoch, still reshuffles / redraws, deterministically).
-      num_parallel_calls: parallelism of read+decode+preprocess.
+      shuffle, drop_remainder: override the training defaults. With ``shuffle`` and
+        ``split.labels`` set (University-1652), each epoch's order is
+        ``cvmnet_tf.data.sampling.class_unique_order(labels, batch_size, ...)`` instead of
+        a plain shuffle: no batch holds two pairs with the same label; an epoch then has
+        ``max_class_unique_batches(labels, batch_size)`` batches at most (fewer if a pair
+        is skipped: its block is dropped, or batched short without drop_remainder).
+      seed: makes shuffling / ordering and augmentation reproducible (each iteration of the
+        dataset, i.e. each epoch, still reshuffles / redraws, deterministically).
+      num_parallel_calls: parallelism of read+decode and of preprocess.
       return_report: also return the :class:`SkipReport` (see module docstring).
+      tune_malloc: call :func:`reuse_freed_memory` (process-wide glibc setting that
+        saves the page faults of re-allocating batch memory); default: when ``training``.
     Returns:
       tf.data.Dataset of {"satellite": float32 (B, Hs, Ws, 3), "ground": float32
       (B, Hg, Wg, 3), "index": int64 (B,)}, BGR minus caffe means; or (dataset, report).
     """
     sizes = sizes or ImageSizes()
+    if training if tune_malloc is None else tune_malloc:
+        reuse_freed_memory()
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if len(split) == 0:
         raise ValueError(f"split {split.name!r} ({split.source}) holds no pairs")
     shuffle = training if shuffle is None else shuffle
     drop_remainder = training if drop_remainder is None else drop_remainder
+    labels = split.labels if shuffle else None
+    if labels is not None:
+        num_labels = len(np.unique(labels))
+        if num_labels < batch_size:
+            raise ValueError(
+                f"split {split.name!r}: class-unique batches of {batch_size} need at least "
+                f"{batch_size} distinct labels, the split has {num_labels}; lower batch_size")
     sat_paths = tf.constant(split.satellite_paths)
     grd_paths = tf.constant(split.ground_paths)
     dataset, s_size, g_size = split.dataset, sizes.satellite, sizes.ground
+    for what, size in (("satellite", s_size), ("ground", g_size)):
+        if len(tuple(size)) != 2 or min(int(v) for v in size) < 1:
+            raise ValueError(f"sizes.{what} must be (height, width) > 0, got {size!r}")
 
-    def load(index, rnd):
+    def decode(index, rnd, block):
         sat, sat_ok = _read_and_decode(tf.gather(sat_paths, index))
         grd, grd_ok = _read_and_decode(tf.gather(grd_paths, index))
         if training:
             sat_shape = tf.shape(sat)
             sat_ok = tf.logical_and(sat_ok, tf.equal(sat_shape[0], sat_shape[1]))
         grd_ok = tf.logical_and(grd_ok, pp.ground_ok(tf.shape(grd), g_size, dataset))
-        ok = tf.logical_and(sat_ok, grd_ok)
-        seed_pair = tf.stack([rnd, index])
-        sat_out = tf.cond(ok, lambda: pp.preprocess_satellite(
-            sat, s_size, training=training, seed=seed_pair if training else None),
-            lambda: _zeros(s_size))
-        grd_out = tf.cond(ok, lambda: pp.preprocess_ground(grd, g_size, dataset),
-                          lambda: _zeros(g_size))
-        return {"satellite": sat_out, "ground": grd_out, "index": index, "_ok": ok}
+        return {"satellite": sat, "ground": grd, "index": index, "_rnd": rnd, "_block": block,
+                "_ok": tf.logical_and(sat_ok, grd_ok)}
 
-    ds = _index_dataset(len(split), shuffle, seed, training)
-    ds = ds.map(load, num_parallel_calls=num_parallel_calls, deterministic=True)
-    ds = _finish(ds, batch_size, drop_remainder, num_parallel_calls)
+    def preprocess(e):
+        seed_pair = tf.stack([e["_rnd"], e["index"]]) if training else None
+        return {"satellite": pp.preprocess_satellite(e["satellite"], s_size, training=training,
+                                                     seed=seed_pair),
+                "ground": pp.preprocess_ground(e["ground"], g_size, dataset),
+                "index": e["index"], "_block": e["_block"]}
+
+    ds = _index_dataset(len(split), shuffle, seed, training, labels, batch_size)
+    ds = ds.map(decode, num_parallel_calls=num_parallel_calls, deterministic=True)
+    ds = ds.filter(lambda e: e["_ok"])
+    ds = ds.map(preprocess, num_parallel_calls=num_parallel_calls, deterministic=True)
+    ds = _finish(ds, batch_size, drop_remainder, num_parallel_calls,
+                 by_block=labels is not None)
     report = SkipReport.for_pairs(split, sizes, training)
     try:
         ds.skip_report = report
@@ -293,9 +406,10 @@ def make_image_dataset(paths: Sequence[str], size, kind: str, batch_size: int, *
                        num_parallel_calls=AUTOTUNE, return_report: bool = False):
     """One branch: {"image": float32 (B, h, w, 3), "index": int64 (B,)} in ``paths`` order.
 
-    kind: "satellite" or "ground" (``dataset`` picks the ground rule). Evaluation by
-    default (``training=True`` augments satellites). Bad images are skipped: place the
-    descriptors by "index", not by row. The last partial batch is kept.
+    kind: "satellite" or "ground"; ``dataset`` picks the ground rule ("cvusa", "cvact",
+    "vohays", "university1652" (drone/street views: area resize), else area resize).
+    Evaluation by default (``training=True`` augments satellites). Bad images are skipped:
+    place the descriptors by "index", not by row. The last partial batch is kept.
     """
     if kind not in ("satellite", "ground"):
         raise ValueError(f"kind must be 'satellite' or 'ground', got {kind!r}")
@@ -303,24 +417,31 @@ def make_image_dataset(paths: Sequence[str], size, kind: str, batch_size: int, *
     if not paths:
         raise ValueError(f"make_image_dataset: no {kind} image paths given")
     size = tuple(int(v) for v in size)
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"make_image_dataset: size must be (height, width) > 0, got {size!r}")
     path_t = tf.constant(paths)
 
-    def load(index, rnd):
+    def decode(index, rnd, block):
         image, ok = _read_and_decode(tf.gather(path_t, index))
+        shape = tf.shape(image)
+        if kind == "satellite" and training:
+            ok = tf.logical_and(ok, tf.equal(shape[0], shape[1]))
+        elif kind == "ground":
+            ok = tf.logical_and(ok, pp.ground_ok(shape, size, dataset))
+        return {"image": image, "index": index, "_rnd": rnd, "_block": block, "_ok": ok}
+
+    def preprocess(e):
         if kind == "satellite":
-            if training:
-                shape = tf.shape(image)
-                ok = tf.logical_and(ok, tf.equal(shape[0], shape[1]))
-            fn = lambda: pp.preprocess_satellite(  # noqa: E731
-                image, size, training=training, seed=tf.stack([rnd, index]) if training else None)
+            seed_pair = tf.stack([e["_rnd"], e["index"]]) if training else None
+            image = pp.preprocess_satellite(e["image"], size, training=training, seed=seed_pair)
         else:
-            ok = tf.logical_and(ok, pp.ground_ok(tf.shape(image), size, dataset))
-            fn = lambda: pp.preprocess_ground(image, size, dataset)  # noqa: E731
-        out = tf.cond(ok, fn, lambda: _zeros(size))
-        return {"image": out, "index": index, "_ok": ok}
+            image = pp.preprocess_ground(e["image"], size, dataset)
+        return {"image": image, "index": e["index"], "_block": e["_block"]}
 
     ds = _index_dataset(len(paths), shuffle, seed, training)
-    ds = ds.map(load, num_parallel_calls=num_parallel_calls, deterministic=True)
+    ds = ds.map(decode, num_parallel_calls=num_parallel_calls, deterministic=True)
+    ds = ds.filter(lambda e: e["_ok"])
+    ds = ds.map(preprocess, num_parallel_calls=num_parallel_calls, deterministic=True)
     ds = _finish(ds, batch_size, False, num_parallel_calls)
     report = SkipReport.for_images(paths, size, kind, dataset, training)
     try:
