@@ -1,6 +1,65 @@
-"""The training step of the training loop (TensorFlow): forward, loss, gradients, Adam."""
+"""The training step of the training loop (TensorFlow): forward, loss, gradients, Adam.
 
+Two things make it cheaper than a plain ``GradientTape`` + ``optimizer.apply`` step
+(measured in benchmarks/train_throughput.py, see the README's performance section):
+
+- Only ``model.trainable_variables`` are watched (``watch_accessed_variables=False``).
+  Keras 3 keeps a frozen layer's ``tf.Variable`` ``trainable=True`` underneath (only the
+  Keras flag changes), so a default tape records every frozen VGG16 conv (conv1_1 ..
+  conv3_3) and eager execution back-propagates through all of them; with explicit
+  watching those ops are never recorded: no weight and no input gradients for them.
+- A plain ``keras.optimizers.Adam`` (no weight decay, clipping, EMA, AMSGrad, gradient
+  accumulation; one replica) is applied with TensorFlow's fused ``ResourceApplyAdam``
+  kernel on Keras' own slot variables (one pass over each variable instead of about
+  ten element-wise ops; this matters for CVM-Net-I's 134 M-parameter FC). The update is
+  Keras' Adam: ``alpha = lr sqrt(1 - b2^t) / (1 - b1^t)``, ``m = b1 m + (1 - b1) g``,
+  ``v = b2 v + (1 - b2) g^2``, ``w -= alpha m / (sqrt(v) + eps)``, ``t`` = iterations + 1,
+  and ``optimizer.iterations`` advances, so checkpoints and a later ``optimizer.apply``
+  continue seamlessly. Any other optimizer goes through ``optimizer.apply``.
+"""
+
+import keras
 import tensorflow as tf
+
+__all__ = ["make_train_step", "uses_fused_adam"]
+
+
+def uses_fused_adam(optimizer, strategy=None) -> bool:
+    """True when :func:`make_train_step` applies ``optimizer`` with the fused Adam kernel."""
+    strategy = strategy or tf.distribute.get_strategy()
+    if type(optimizer) is not keras.optimizers.Adam or strategy.num_replicas_in_sync != 1:
+        return False
+    plain = (not optimizer.amsgrad and not optimizer.weight_decay and optimizer.clipnorm is None
+             and optimizer.clipvalue is None and optimizer.global_clipnorm is None
+             and not optimizer.use_ema and not getattr(optimizer, "gradient_accumulation_steps", None)
+             and getattr(optimizer, "loss_scale_factor", None) is None)
+    return bool(plain)
+
+
+def _fused_adam_apply(optimizer, grads, variables):
+    """One Adam update of ``variables`` with ``grads`` (None grads skipped) via ResourceApplyAdam."""
+    if not optimizer.built:
+        optimizer.build(variables)
+    lr = tf.cast(optimizer._get_current_learning_rate(), tf.float32)
+    step = tf.cast(optimizer.iterations + 1, tf.float32)
+    beta_1 = tf.constant(optimizer.beta_1, tf.float32)
+    beta_2 = tf.constant(optimizer.beta_2, tf.float32)
+    beta_1_power, beta_2_power = tf.pow(beta_1, step), tf.pow(beta_2, step)
+    epsilon = tf.constant(optimizer.epsilon, tf.float32)
+    for grad, var in zip(grads, variables):
+        if grad is None:
+            continue
+        index = optimizer._get_variable_index(var)
+        m, v = optimizer._momentums[index], optimizer._velocities[index]
+        dtype = var.dtype
+        if isinstance(grad, tf.IndexedSlices):
+            grad = tf.convert_to_tensor(grad)
+        tf.raw_ops.ResourceApplyAdam(
+            var=var.value.handle, m=m.value.handle, v=v.value.handle,
+            beta1_power=tf.cast(beta_1_power, dtype), beta2_power=tf.cast(beta_2_power, dtype),
+            lr=tf.cast(lr, dtype), beta1=tf.cast(beta_1, dtype), beta2=tf.cast(beta_2, dtype),
+            epsilon=tf.cast(epsilon, dtype), grad=tf.cast(grad, dtype), use_locking=False)
+    optimizer.iterations.assign_add(1)
 
 
 def make_train_step(model, optimizer, loss_fn, strategy=None, jit_compile: bool = False):
@@ -10,19 +69,30 @@ def make_train_step(model, optimizer, loss_fn, strategy=None, jit_compile: bool 
     network inputs (other keys are ignored). One Adam update of ``model``'s trainable
     variables on ``loss_fn(satellite_descriptors, ground_descriptors)``; with a
     ``LossScaleOptimizer`` the loss is scaled. ``strategy``: a tf.distribute strategy
-    (default: the current one); the loss is averaged over replicas.
+    (default: the current one); the loss is averaged over replicas. ``jit_compile``:
+    compile the step with XLA. ``step.python_function`` runs the same step eagerly.
     """
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
     variables = model.trainable_variables
+    if not variables:
+        raise ValueError(f"make_train_step: model {model.name!r} has no trainable variables")
+    fused = uses_fused_adam(optimizer, strategy)
+    if fused and not optimizer.built:
+        optimizer.build(variables)
 
     def replica_step(batch):
-        with tf.GradientTape() as tape:
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            for var in variables:
+                tape.watch(var.value)
             out = model({"satellite": batch["satellite"], "ground": batch["ground"]}, training=True)
             loss = loss_fn(out["satellite"], out["ground"])
-            scaled = optimizer.scale_loss(loss / replicas)
-        grads = tape.gradient(scaled, variables)
-        optimizer.apply(grads, variables)
+            scaled = loss if fused else optimizer.scale_loss(loss / replicas)
+        grads = tape.gradient(scaled, [var.value for var in variables])
+        if fused:
+            _fused_adam_apply(optimizer, grads, variables)
+        else:
+            optimizer.apply(grads, variables)
         return loss
 
     @tf.function(jit_compile=jit_compile, reduce_retracing=True)
