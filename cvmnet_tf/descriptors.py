@@ -49,3 +49,38 @@ def pair_descriptors(model, dataset: tf.data.Dataset, *, total_batches: Optional
         raise ValueError("the dataset yielded no pairs: every image was skipped or the split is empty")
     return (np.concatenate(sats).astype(np.float32), np.concatenate(grds).astype(np.float32),
             np.concatenate(indices).astype(np.int64))
+
+
+def image_descriptors(encoder, dataset: tf.data.Dataset, *, total_batches: Optional[int] = None,
+                      progress: bool = False, jit_compile: bool = False):
+    """Descriptors of every image in a one-branch ``dataset``.
+
+    Args:
+      encoder: a one-branch ``keras.Model`` ``(B, H, W, 3) -> (B, dim)``, e.g.
+        :func:`cvmnet_tf.models.ground_encoder` / :func:`~cvmnet_tf.models.satellite_encoder`
+        of a trained model, run in inference mode.
+      dataset: batches ``{"image": (B, H, W, 3), "index": (B,)}`` as made by
+        :func:`cvmnet_tf.data.make_image_dataset`.
+
+    Returns:
+      ``(descriptors, index)``: float32 (N, dim) and int64 (N,) in dataset order; images the
+      pipeline skipped are absent, so ``index`` says which input rows they belong to.
+    """
+
+    @tf.function(reduce_retracing=True, jit_compile=jit_compile)
+    def forward(images):
+        return tf.cast(encoder(images, training=False), tf.float32)
+
+    descs, indices = [], []
+    bar = None
+    if progress:
+        import keras
+        bar = keras.utils.Progbar(total_batches, unit_name="batch")
+    for i, batch in enumerate(dataset):
+        descs.append(forward(batch["image"]).numpy())
+        indices.append(batch["index"].numpy())
+        if bar is not None:
+            bar.update(i + 1)
+    if not descs:
+        raise ValueError("the dataset yielded no images: every image was skipped or the list is empty")
+    return np.concatenate(descs).astype(np.float32), np.concatenate(indices).astype(np.int64)

@@ -41,7 +41,7 @@ from typing import Optional, Tuple
 EXPORT_INFO_FILE = "cvmnet_export.json"
 MODEL_FILE = "model.keras"
 STATE_FILE = "state.json"
-DATASETS = ("cvusa", "cvact", "vohays")
+DATASETS = ("cvusa", "cvact", "vohays", "university1652")
 MODEL_NAMES = ("cvm_net_i", "cvm_net_ii", "siamese_vgg", "siamese_alexnet")
 
 

@@ -23,7 +23,8 @@ import dataclasses
 from typing import Any, Optional
 
 MODEL_NAMES = ("cvm_net_i", "cvm_net_ii", "siamese_vgg", "siamese_alexnet")
-DATASET_NAMES = ("cvusa", "cvact", "vohays")
+DATASET_NAMES = ("cvusa", "cvact", "vohays", "university1652")
+UNIVERSITY1652_TASKS = ("drone_to_satellite", "satellite_to_drone")
 
 
 @dataclasses.dataclass
@@ -37,6 +38,7 @@ class TrainConfig:
     loss: str = "weighted_soft_margin_triplet"
     alpha: float = 10.0
     margin: Optional[float] = None  # None: the loss's own default (contrastive 1.0, max-margin 0.2)
+    temperature: Optional[float] = None  # hard exemplar reweighting; None: the loss's own (0.1)
     learning_rate: float = 1e-5
     batch_size: int = 12
     epochs: int = 100
@@ -66,6 +68,8 @@ class TrainConfig:
     tensorboard: bool = True
     verbose: int = 1
     vohays_city: Optional[str] = None
+    task: str = "drone_to_satellite"  # University-1652: drone_to_satellite | satellite_to_drone
+    distractor_dir: Optional[str] = None  # University-1652: extra satellite gallery images
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the offending option on a bad value."""
@@ -79,6 +83,11 @@ class TrainConfig:
             raise ValueError(f"--loss={self.loss!r} is unknown; choose one of {', '.join(LOSS_NAMES)}")
         if self.hard_mining_from_epoch and self.loss not in ("weighted_soft_margin_triplet", "soft_margin_triplet"):
             raise ValueError(f"--hard_mining_from_epoch needs a soft-margin triplet --loss, not {self.loss!r}")
+        if self.temperature is not None and self.loss != "hard_exemplar_reweighting_triplet":
+            raise ValueError(f"--temperature is the weighting temperature of "
+                             f"--loss=hard_exemplar_reweighting_triplet, not of {self.loss!r}")
+        if self.temperature is not None and not self.temperature > 0:
+            raise ValueError(f"--temperature={self.temperature}: must be positive")
         if self.batch_size < 2:
             raise ValueError(
                 f"--batch_size={self.batch_size}: the in-batch losses need at least 2 pairs per batch")
@@ -106,6 +115,15 @@ class TrainConfig:
             raise ValueError("--num_clusters and --descriptor_dim must be positive")
         if not self.synthetic and not self.data_dir:
             raise ValueError("--data_dir is required unless --synthetic is given")
+        if self.task not in UNIVERSITY1652_TASKS:
+            raise ValueError(f"--task={self.task!r} is unknown; choose one of {', '.join(UNIVERSITY1652_TASKS)}")
+        if self.distractor_dir is not None:
+            if self.dataset != "university1652":
+                raise ValueError("--distractor_dir is for University-1652 training (its satellite gallery); "
+                                 "use python -m cvmnet_tf.evaluate / extract for the other datasets")
+            if self.task != "drone_to_satellite":
+                raise ValueError("--distractor_dir extends the satellite gallery: it needs "
+                                 "--task=drone_to_satellite")
         if self.resume and self.overwrite:
             raise ValueError("--resume and --overwrite exclude each other")
 
@@ -114,7 +132,7 @@ class TrainConfig:
         """The split evaluated after every epoch."""
         if self.val_split:
             return self.val_split
-        return "test" if self.dataset == "vohays" else "val"
+        return "test" if self.dataset in ("vohays", "university1652") else "val"
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

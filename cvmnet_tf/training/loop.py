@@ -31,6 +31,9 @@ from cvmnet_tf.training.step import make_train_step
 # Colour cast shared by both views of a synthetic place (see synthetic.WorldConfig): a cue
 # that a small randomly initialised network learns within minutes on a CPU.
 SYNTHETIC_LOCATION_TINT = 0.35
+# University-1652's synthetic buildings get a stronger cast: with 4 drone views per place the
+# training set holds 4x fewer places than a CVUSA-style set of the same size.
+SYNTHETIC_LOCATION_TINT_UNIVERSITY1652 = 0.6
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -54,10 +57,15 @@ def train(config: TrainConfig) -> TrainResult:
     log = _logger(config.verbose)
     data_dir = prepare_data_dir(config, log)
     sizes = cv_data.ImageSizes(satellite=tuple(config.satellite_size), ground=tuple(config.ground_size))
-    train_split = cv_data.load_split(config.dataset, data_dir, "train")
-    val_split = cv_data.load_split(config.dataset, data_dir, config.validation_split)
-    if config.max_eval_pairs and len(val_split.satellite_paths) > config.max_eval_pairs:
-        val_split = val_split.subset(range(config.max_eval_pairs))
+    split_kwargs = ({"task": config.task, "distractor_dir": config.distractor_dir}
+                    if config.dataset == "university1652" else {})
+    train_split = cv_data.load_split(config.dataset, data_dir, "train", **split_kwargs)
+    val_split = cv_data.load_split(config.dataset, data_dir, config.validation_split, **split_kwargs)
+    if config.max_eval_pairs and len(val_split) > config.max_eval_pairs:
+        if isinstance(val_split, cv_data.RetrievalSplit):  # fewer queries, the whole gallery
+            val_split = dataclasses.replace(val_split, query=val_split.query.subset(range(config.max_eval_pairs)))
+        else:
+            val_split = val_split.subset(range(config.max_eval_pairs))
     if len(train_split.satellite_paths) < config.batch_size:
         raise ValueError(f"the training split of {data_dir} has {len(train_split.satellite_paths)} pairs, "
                          f"fewer than --batch_size={config.batch_size}")
@@ -121,6 +129,9 @@ def train(config: TrainConfig) -> TrainResult:
         writer = tf.summary.create_file_writer(os.path.join(config.output_dir, "logs", config.model))
 
     steps_per_epoch = len(train_split.satellite_paths) // config.batch_size
+    if train_split.labels is not None:  # class-unique batches (University-1652)
+        from cvmnet_tf.data.sampling import max_class_unique_batches
+        steps_per_epoch = max_class_unique_batches(train_split.labels, config.batch_size)
     if config.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
 
@@ -190,17 +201,26 @@ def train(config: TrainConfig) -> TrainResult:
             writer.flush()
         log(f"Epoch {epoch}: loss {record['loss']:.4f}, "
             + ", ".join(f"{k} {100 * v:.2f}%" for k, v in metrics.items() if k.startswith("recall"))
-            + f", median rank {100 * metrics['median_rank_fraction']:.1f}% of the database (random: 50%)"
+            + (f", AP {100 * metrics['AP']:.2f}%" if "AP" in metrics else "")
+            + (f", median rank {100 * metrics['median_rank_fraction']:.1f}% of the database (random: 50%)"
+               if "median_rank_fraction" in metrics else "")
             + f" ({record['pairs_per_second']:.1f} pairs/s); chance recall@1% "
             f"{100 * chance_recall_at_top_percent(metrics.get('num_database', 0)):.2f}%")
     return TrainResult(history=history, output_dir=config.output_dir, last_checkpoint=last_checkpoint)
 
 
 def evaluate_model(model, split, sizes, config: TrainConfig) -> dict:
-    """Recall@1/5/10/1% (ground -> satellite) of ``model`` on ``split``; CVACT also geo-recall."""
+    """Recall@1/5/10/1% (ground -> satellite) of ``model`` on ``split``; CVACT also geo-recall.
+
+    A labelled :class:`~cvmnet_tf.data.RetrievalSplit` (University-1652) is evaluated by
+    :func:`evaluate_labelled_model` instead.
+    """
     from cvmnet_tf import data as cv_data
     from cvmnet_tf import evaluation
     from cvmnet_tf.descriptors import pair_descriptors
+
+    if isinstance(split, cv_data.RetrievalSplit):
+        return evaluate_labelled_model(model, split, sizes, config)
 
     dataset = cv_data.make_pair_dataset(split, sizes, training=False, batch_size=max(config.batch_size, 32))
     sat, grd, index = pair_descriptors(model, dataset)
@@ -215,6 +235,39 @@ def evaluate_model(model, split, sizes, config: TrainConfig) -> dict:
         geo = evaluation.geo_recall(grd, sat, utm, utm, threshold_m=config.geo_threshold_m, ks=(1, 5, 10))
         metrics.update({k: float(v) for k, v in geo.items()})
     metrics["num_database"] = int(sat.shape[0])
+    return metrics
+
+
+def evaluate_labelled_model(model, split, sizes, config: TrainConfig) -> dict:
+    """Recall@1/5/10/1% and AP of ``model`` on a labelled query/gallery split.
+
+    Each side runs through its own branch: "ground" images (drone or ground views) through
+    the ground encoder, "satellite" images through the satellite encoder. A query's true
+    matches are the gallery images with its label (University-1652: several per query).
+    """
+    from cvmnet_tf import data as cv_data
+    from cvmnet_tf import evaluation, models
+    from cvmnet_tf.descriptors import image_descriptors
+
+    batch = max(config.batch_size, 32)
+
+    def describe(images):
+        encoder = models.ground_encoder(model) if images.kind == "ground" else models.satellite_encoder(model)
+        size = sizes.ground if images.kind == "ground" else sizes.satellite
+        ds = cv_data.make_image_dataset(images.paths, size, images.kind, batch, dataset=images.dataset)
+        desc, index = image_descriptors(encoder, ds)
+        return desc, images.labels[index]
+
+    query, query_labels = describe(split.query)
+    gallery, gallery_labels = describe(split.gallery)
+    k_percent = evaluation.top_percent_k(len(gallery))
+    ks = tuple(sorted({1, 5, 10, k_percent}))
+    result = evaluation.labelled_retrieval(query, gallery, query_labels, gallery_labels, ks=ks)
+    metrics = {f"recall@{k}": float(result[f"recall@{k}"]) for k in (1, 5, 10)}
+    metrics["recall@1%"] = float(result[f"recall@{k_percent}"])
+    metrics["AP"] = float(result["AP"])
+    metrics["num_database"] = int(len(gallery))
+    metrics["num_query"] = int(len(query))
     return metrics
 
 
@@ -246,10 +299,28 @@ def prepare_data_dir(config: TrainConfig, log=print) -> str:
     return data_dir
 
 
+# Drone views per synthetic University-1652 building: ``--synthetic_train_pairs`` drone/satellite
+# pairs become ``pairs // SYNTHETIC_DRONE_VIEWS`` buildings (classes).
+SYNTHETIC_DRONE_VIEWS = 4
+
+
 def write_synthetic_dataset(out_dir: str, dataset: str, num_train: int, num_val: int, seed: int = 0) -> None:
-    """The synthetic world that ``--synthetic`` trains on, in ``dataset``'s layout."""
+    """The synthetic world that ``--synthetic`` trains on, in ``dataset``'s layout.
+
+    ``num_train`` / ``num_val`` count pairs; for University-1652 they count drone images
+    (``SYNTHETIC_DRONE_VIEWS`` per building, so ``num_train // 4`` training buildings).
+    """
     from cvmnet_tf.data import synthetic
 
+    if dataset == "university1652":
+        from cvmnet_tf.data.synthetic.university1652 import write_university1652
+
+        write_university1652(out_dir, max(2, num_train // SYNTHETIC_DRONE_VIEWS),
+                             max(2, num_val // SYNTHETIC_DRONE_VIEWS), seed=seed,
+                             satellite_size=(128, 128), drone_size=(128, 128),
+                             views_per_class=SYNTHETIC_DRONE_VIEWS,
+                             config=synthetic.WorldConfig(location_tint=SYNTHETIC_LOCATION_TINT_UNIVERSITY1652))
+        return
     synthetic.write_dataset(out_dir, layout=dataset, num_train=num_train, num_val=num_val, seed=seed,
                             config=synthetic.WorldConfig(location_tint=SYNTHETIC_LOCATION_TINT))
 
@@ -275,7 +346,10 @@ def _loss_kwargs(config: TrainConfig) -> dict:
     if config.loss in ("weighted_soft_margin_triplet", "weighted_quadruplet"):
         return {"alpha": config.alpha}
     if config.loss in ("contrastive", "max_margin_triplet", "hard_exemplar_reweighting_triplet"):
-        return {} if config.margin is None else {"margin": config.margin}
+        kwargs = {} if config.margin is None else {"margin": config.margin}
+        if config.temperature is not None:
+            kwargs["temperature"] = config.temperature
+        return kwargs
     return {}
 
 

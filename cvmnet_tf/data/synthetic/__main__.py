@@ -8,7 +8,7 @@ import argparse
 import json
 import sys
 
-from cvmnet_tf.data.synthetic.layouts import LAYOUTS, write_dataset, write_map
+from cvmnet_tf.data.synthetic.layouts import ALL_LAYOUTS, write_dataset, write_map
 
 
 def _size(text):
@@ -23,7 +23,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m cvmnet_tf.data.synthetic",
                                  description="Write a synthetic cross-view dataset or map.")
     ap.add_argument("--out", required=True, help="output folder")
-    ap.add_argument("--layout", default="cvusa", choices=LAYOUTS)
+    ap.add_argument("--layout", default="cvusa", choices=ALL_LAYOUTS)
     ap.add_argument("--num-train", type=int, default=512)
     ap.add_argument("--num-val", type=int, default=128)
     ap.add_argument("--num-test", type=int, default=None,

@@ -47,7 +47,8 @@ from PIL import Image
 from cvmnet_tf.data.synthetic import render
 from cvmnet_tf.data.synthetic.world import SyntheticMap, WorldStyle, generate_map, sample_locations
 
-LAYOUTS = ("cvusa", "cvact", "vohays")
+LAYOUTS = ("cvusa", "cvact", "vohays")  # pair layouts
+ALL_LAYOUTS = LAYOUTS + ("university1652",)
 # Native sizes of the real distributions: (satellite (H, W), ground (H, W)).
 NATIVE_SIZES = {"cvusa": ((750, 750), (224, 1232)),
                 "cvact": ((1200, 1200), (832, 1664)),
@@ -424,7 +425,10 @@ def write_dataset(out_dir: str, layout: str = "cvusa", num_train: int = 64,
 
     Args:
       out_dir: dataset root (created); existing files of the same names are replaced.
-      layout: "cvusa", "cvact" or "vohays" (see the module docstring for the files).
+      layout: "cvusa", "cvact" or "vohays" (see the module docstring for the files), or
+        "university1652" (see :mod:`cvmnet_tf.data.synthetic.university1652`: then
+        num_train / num_val count training / test buildings, 4 drone views each, and the
+        sizes default to 128x128 satellite and drone images).
       num_train, num_val: pairs per split. Vo & Hays has no val split: its Denver test
         set gets num_test pairs, or num_val when num_test is None.
       seed: everything is a deterministic function of (seed, layout, sizes, config) --
@@ -447,8 +451,18 @@ def write_dataset(out_dir: str, layout: str = "cvusa", num_train: int = 64,
       dict with "layout", "out_dir", "counts" {split: n}, "satellite_size", "ground_size",
       "workers", "seconds", "pairs_per_second" (also saved to synthetic_meta.json).
     """
+    if layout == "university1652":
+        if num_test or native_sizes or write_annotations:
+            raise ValueError("write_dataset(layout='university1652'): num_test, native_sizes and "
+                             "write_annotations do not apply (num_train / num_val count buildings)")
+        from cvmnet_tf.data.synthetic.university1652 import write_university1652
+
+        return write_university1652(out_dir, num_train, num_val, seed=seed,
+                                    satellite_size=tuple(satellite_size or (128, 128)),
+                                    drone_size=tuple(ground_size or (128, 128)), config=config,
+                                    jpeg_quality=jpeg_quality)
     if layout not in LAYOUTS:
-        raise ValueError(f"write_dataset: layout={layout!r} must be one of {LAYOUTS}")
+        raise ValueError(f"write_dataset: layout={layout!r} must be one of {ALL_LAYOUTS}")
     num_train = _check_count("num_train", num_train)
     num_val = _check_count("num_val", num_val)
     if num_test is not None:
