@@ -33,22 +33,8 @@ def pair_descriptors(model, dataset: tf.data.Dataset, *, total_batches: Optional
         out = model({"satellite": satellite, "ground": ground}, training=False)
         return tf.cast(out["satellite"], tf.float32), tf.cast(out["ground"], tf.float32)
 
-    sats, grds, indices = [], [], []
-    bar = None
-    if progress:
-        import keras
-        bar = keras.utils.Progbar(total_batches, unit_name="batch")
-    for i, batch in enumerate(dataset):
-        s, g = forward(batch["satellite"], batch["ground"])
-        sats.append(s.numpy())
-        grds.append(g.numpy())
-        indices.append(batch["index"].numpy())
-        if bar is not None:
-            bar.update(i + 1)
-    if not sats:
-        raise ValueError("the dataset yielded no pairs: every image was skipped or the split is empty")
-    return (np.concatenate(sats).astype(np.float32), np.concatenate(grds).astype(np.float32),
-            np.concatenate(indices).astype(np.int64))
+    return _collect(dataset, lambda b: forward(b["satellite"], b["ground"]), total_batches, progress,
+                    "the dataset yielded no pairs: every image was skipped or the split is empty")
 
 
 def image_descriptors(encoder, dataset: tf.data.Dataset, *, total_batches: Optional[int] = None,
@@ -69,18 +55,26 @@ def image_descriptors(encoder, dataset: tf.data.Dataset, *, total_batches: Optio
 
     @tf.function(reduce_retracing=True, jit_compile=jit_compile)
     def forward(images):
-        return tf.cast(encoder(images, training=False), tf.float32)
+        return (tf.cast(encoder(images, training=False), tf.float32),)
 
-    descs, indices = [], []
+    return _collect(dataset, lambda b: forward(b["image"]), total_batches, progress,
+                    "the dataset yielded no images: every image was skipped or the list is empty")
+
+
+def _collect(dataset, forward, total_batches, progress, empty_message):
+    """Run ``forward(batch) -> tuple of (B, dim) tensors`` over ``dataset``; returns each output
+    concatenated as float32 (N, dim), then the int64 (N,) "index" of the rows."""
+    outputs, indices = [], []
     bar = None
     if progress:
         import keras
         bar = keras.utils.Progbar(total_batches, unit_name="batch")
     for i, batch in enumerate(dataset):
-        descs.append(forward(batch["image"]).numpy())
+        outputs.append([t.numpy() for t in forward(batch)])
         indices.append(batch["index"].numpy())
         if bar is not None:
             bar.update(i + 1)
-    if not descs:
-        raise ValueError("the dataset yielded no images: every image was skipped or the list is empty")
-    return np.concatenate(descs).astype(np.float32), np.concatenate(indices).astype(np.int64)
+    if not outputs:
+        raise ValueError(empty_message)
+    return tuple(np.concatenate(col).astype(np.float32) for col in zip(*outputs)) + (
+        np.concatenate(indices).astype(np.int64),)

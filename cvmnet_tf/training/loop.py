@@ -224,11 +224,11 @@ def evaluate_model(model, split, sizes, config: TrainConfig) -> dict:
 
     dataset = cv_data.make_pair_dataset(split, sizes, training=False, batch_size=max(config.batch_size, 32))
     sat, grd, index = pair_descriptors(model, dataset)
-    metrics = {k: float(v) for k, v in evaluation.evaluate_retrieval(grd, sat, ks=(1, 5, 10)).items()
-               if k.startswith("recall@")}
+    ranks = evaluation.retrieval_ranks(grd, sat)  # one scan serves every metric below
+    metrics = {f"recall@{k}": evaluation.recall_at_k(ranks, k) for k in (1, 5, 10)}
+    metrics["recall@1%"] = evaluation.recall_at_top_percent(ranks, len(sat))
     # Median rank of the true satellite image (0 = first), as a fraction of the database:
     # 0.5 for a random ranking; shows learning before recall@1% moves.
-    ranks = evaluation.retrieval_ranks(grd, sat)
     metrics["median_rank_fraction"] = float(np.median(ranks) / len(sat))
     if split.utm is not None:
         utm = np.asarray(split.utm, dtype=np.float64)[index]
