@@ -2,6 +2,7 @@
 
   python benchmarks/retrieval_recall.py               # 92,802 x 4,096 (minutes)
   python benchmarks/retrieval_recall.py --num 5000    # quick
+  python benchmarks/retrieval_recall.py --directions both   # + satellite -> ground
 
 Times and peak extra memory (RSS above the descriptors, sampled every 20 ms) of
   (a) the raw similarity matrix product alone, in the same blocks (the floor),
@@ -10,6 +11,15 @@ Times and peak extra memory (RSS above the descriptors, sampled every 20 ms) of
   (c) cvmnet_tf.evaluation.evaluate_retrieval,
 and the ratios (c)/(a) and (c)/(b). Targets: (c) within 1.3x of (a), faster than
 (b), under 2 GiB extra. Figures on a shared machine are noisy.
+
+``--directions both`` evaluates ground -> satellite AND satellite -> ground, as
+``python -m cvmnet_tf.evaluate`` reports them: (c) derives both from the same blocked
+similarity matrix (row counts and column counts of each block, one matrix product),
+while the faiss route (b) needs a second exact search with the roles swapped (index
+the ground descriptors, query with the satellite ones). The floor (a) stays one matrix
+product. Each single-direction faiss search itself runs the same OpenBLAS sgemm as
+numpy, so in one direction (b) and (c) both sit at the floor; the GFLOP/s of the floor
+is printed to show how close that is to the machine's peak.
 """
 from __future__ import annotations
 
@@ -88,14 +98,17 @@ def floor_matmul(q, d, block_size):
         np.matmul(q[s:e], d.T, out=sim[:e - s])
 
 
-def faiss_recall(q, d, k_max, ks):
+def faiss_recall(q, d, k_max, ks, prefix=""):
+    """Recall@K of queries q against database d (query i matches row i) by faiss' exact
+    inner-product top-k_max search."""
     import faiss
 
     index = faiss.IndexFlatIP(d.shape[1])
     index.add(d)
     _, idx = index.search(q, k_max)
+    del index
     pos = np.where(idx == np.arange(len(q))[:, None], np.arange(k_max)[None, :], k_max).min(axis=1)
-    return {f"recall@{k}": float(np.mean(pos < k)) for k in ks}
+    return {f"{prefix}recall@{k}": float(np.mean(pos < k)) for k in ks}
 
 
 def main():
@@ -104,7 +117,12 @@ def main():
     p.add_argument("--dim", type=int, default=4096, help="descriptor dimension")
     p.add_argument("--block_size", type=int, default=None, help="query rows per block (default: ~128 MiB)")
     p.add_argument("--skip_faiss", action="store_true")
+    p.add_argument("--directions", choices=("ground_to_satellite", "both"), default="ground_to_satellite",
+                   help="both: also satellite -> ground (one pass for ours, a second search for faiss)")
     args = p.parse_args()
+    both = args.directions == "both"
+    directions = metrics.DIRECTIONS if both else (metrics.GROUND_TO_SATELLITE,)
+    s2g = metrics.SATELLITE_TO_GROUND + "/"
 
     print(f"descriptors: {args.num} x {args.dim} float32 (query and database: "
           f"{2 * args.num * args.dim * 4 / 2**30:.2f} GiB), threads: "
@@ -116,14 +134,19 @@ def main():
 
     with PeakRSS() as floor:
         floor_matmul(q, d, b)
-    print(f"(a) blocked matmul floor : {floor.seconds:8.2f} s (cpu {floor.cpu_seconds:8.2f} s)  peak extra {floor.extra / 2**20:8.1f} MiB")
+    gflop = 2.0 * args.num * args.num * args.dim / 1e9
+    print(f"(a) blocked matmul floor : {floor.seconds:8.2f} s (cpu {floor.cpu_seconds:8.2f} s)  peak extra "
+          f"{floor.extra / 2**20:8.1f} MiB  {gflop / floor.seconds:.1f} GFLOP/s")
 
     with PeakRSS() as ours:
-        res = metrics.evaluate_retrieval(q, d, block_size=b)
+        res = metrics.evaluate_retrieval(q, d, block_size=b, directions=directions)
     print(f"(c) evaluate_retrieval   : {ours.seconds:8.2f} s (cpu {ours.cpu_seconds:8.2f} s)  peak extra "
           f"{ours.extra / 2**20:8.1f} MiB  ratio to floor {ours.seconds / floor.seconds:.3f} "
           f"(cpu {ours.cpu_seconds / floor.cpu_seconds:.3f})")
-    print("    " + ", ".join(f"{k} {res[k]:.4f}" for k in ("recall@1", "recall@5", "recall@10", "recall@1%")))
+    keys = ("recall@1", "recall@5", "recall@10", "recall@1%")
+    print("    " + ", ".join(f"{k} {res[k]:.4f}" for k in keys))
+    if both:
+        print("    " + ", ".join(f"{s2g}{k} {res[s2g + k]:.4f}" for k in keys))
 
     if args.skip_faiss:
         return
@@ -134,10 +157,17 @@ def main():
         return
     with PeakRSS() as fa:
         fres = faiss_recall(q, d, k1, (1, 5, 10, k1))
-    print(f"(b) faiss IndexFlatIP k={k1}: {fa.seconds:8.2f} s (cpu {fa.cpu_seconds:8.2f} s)  peak extra "
+        if both:
+            fres.update(faiss_recall(d, q, k1, (1, 5, 10, k1), prefix=s2g))
+    searches = "2 searches" if both else "1 search"
+    print(f"(b) faiss IndexFlatIP k={k1}, {searches}: {fa.seconds:8.2f} s (cpu {fa.cpu_seconds:8.2f} s)  peak extra "
           f"{fa.extra / 2**20:8.1f} MiB  ours/faiss {ours.seconds / fa.seconds:.3f} "
           f"(cpu {ours.cpu_seconds / fa.cpu_seconds:.3f})")
     print("    " + ", ".join(f"{k} {v:.4f}" for k, v in fres.items()) + f"  (recall@{k1} = recall@1%)")
+    mism = [k for k in keys if abs(res[k] - fres[k.replace("1%", str(k1))]) > 1e-12]
+    if both:
+        mism += [s2g + k for k in keys if abs(res[s2g + k] - fres[s2g + k.replace("1%", str(k1))]) > 1e-12]
+    print("    recalls identical to faiss" if not mism else f"    MISMATCH with faiss: {mism}")
 
 
 if __name__ == "__main__":

@@ -238,6 +238,123 @@ def child_main(spec):
     print("RESULT " + json.dumps(result), flush=True)
 
 
+# ---------------------------------------------------------------------- arithmetic ceiling
+
+def _node_shapes(node):
+    """(input shapes, output shapes) of a Keras 3 graph node, as tuples."""
+    def shapes(tensors):
+        return [tuple(t.shape) for t in tensors]
+    return shapes(node.input_tensors), shapes(node.output_tensors)
+
+
+def _layer_macs(layer, in_shape, out_shape) -> int:
+    """Multiply-adds of one call of ``layer`` on ONE sample: Conv2D, Dense and NetVLAD
+    (soft-assignment 1x1 conv + residual aggregation, 2 N K D); other layers count 0."""
+    import math
+
+    kind = type(layer).__name__
+    if kind == "Conv2D":
+        kh, kw, cin, cout = (int(v) for v in layer.kernel.shape)
+        return int(out_shape[1]) * int(out_shape[2]) * kh * kw * cin * cout // int(layer.groups)
+    if kind == "Dense":
+        rows = math.prod(int(v) for v in in_shape[1:-1])
+        return rows * int(layer.kernel.shape[0]) * int(layer.kernel.shape[1])
+    if kind == "NetVLAD":
+        n = int(in_shape[1]) * int(in_shape[2])
+        return 2 * n * int(layer.num_clusters) * int(in_shape[3])
+    return 0
+
+
+def step_macs(model) -> dict:
+    """Multiply-adds per training pair of the step (both branches): ``forward``,
+    ``backward`` (weight gradients of every trainable Conv2D/Dense/NetVLAD + input
+    gradients of every weighted layer with a trainable layer upstream; frozen conv1-3
+    need neither) and ``total``. Counts Conv2D, Dense and NetVLAD only, so it is a lower
+    bound of the step's arithmetic (pooling, ReLU, dropout, normalisation and the loss
+    are memory-bound and small). Assumes each nested model is a chain (the VGG/AlexNet
+    backbones are)."""
+    totals = {"forward": 0, "backward": 0}
+
+    def walk(layer, calls, upstream_trainable):
+        inner = getattr(layer, "layers", None)
+        if inner:  # a nested model (backbone), possibly called more than once (shared)
+            sub_calls = calls * max(1, len(layer._inbound_nodes))
+            flag = upstream_trainable
+            for sub in inner:
+                flag = walk(sub, sub_calls, flag)
+            return flag
+        weighted = bool(layer.weights) and type(layer).__name__ in ("Conv2D", "Dense", "NetVLAD")
+        for node in layer._inbound_nodes:
+            ins, outs = _node_shapes(node)
+            if not ins or not outs:
+                continue
+            macs = calls * _layer_macs(layer, ins[0], outs[0])
+            totals["forward"] += macs
+            if weighted and layer.trainable:
+                totals["backward"] += macs  # weight gradient
+            if weighted and upstream_trainable:
+                totals["backward"] += macs  # input gradient
+        return upstream_trainable or (weighted and layer.trainable)
+
+    flag = False
+    for layer in model.layers:
+        # the top-level graph: branches run side by side; a head layer has a trainable
+        # backbone upstream once any backbone with trainable layers was seen.
+        flag = walk(layer, 1, flag if getattr(layer, "layers", None) is None else False) or flag
+    totals["total"] = totals["forward"] + totals["backward"]
+    return totals
+
+
+def sgemm_gflops(n: int = 4096, repeats: int = 3) -> float:
+    """Best float32 matrix-product rate (GFLOP/s, 2 flops per multiply-add) of numpy's BLAS
+    on this machine, all cores: (n x n) @ (n x 2n) products. The practical peak of the
+    float32 arithmetic every convolution library here is built from."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, 2 * n), dtype=np.float32)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n * n * 2 * n / best / 1e9
+
+
+def print_ceiling(summary, models, variants, sizes, batch_size, args):
+    """GFLOP/s reached by each variant (from :func:`step_macs`) against the measured
+    sgemm rate, and what a 1.5x speed-up of the released graph would need."""
+    import keras
+
+    from cvmnet_tf import models as cvm_models
+
+    rate = sgemm_gflops()
+    print(f"\narithmetic ceiling: numpy sgemm {rate:.1f} GFLOP/s on this machine "
+          f"({os.cpu_count()} CPUs); step arithmetic counted over Conv2D/Dense/NetVLAD (lower bound)\n")
+    print("| model | GMAC/pair fwd | GMAC/pair bwd | variant | GFLOP/s | % of sgemm |")
+    print("|---|---:|---:|---|---:|---:|")
+    for model_name in models:
+        keras.backend.clear_session()
+        model = cvm_models.build_model(model_name, satellite_shape=tuple(sizes[0]),
+                                       ground_shape=tuple(sizes[1]), num_clusters=args.num_clusters,
+                                       descriptor_dim=args.descriptor_dim, width=args.width)
+        macs = step_macs(model)
+        gflop_per_pair = 2 * macs["total"] / 1e9
+        for variant in variants:
+            s = summary.get((model_name, variant))
+            if s is None:
+                continue
+            g = s["pairs_s"] * gflop_per_pair
+            print(f"| {model_name} | {macs['forward'] / 1e9:.1f} | {macs['backward'] / 1e9:.1f} | "
+                  f"{LABELS[variant]} | {g:.1f} | {100 * g / rate:.0f} % |")
+        base = summary.get((model_name, "released"))
+        if base is not None:
+            need = 1.5 * base["pairs_s"] * gflop_per_pair
+            print(f"| {model_name} | | | 1.5x (a) would need | {need:.1f} | {100 * need / rate:.0f} % |")
+
+
 # ---------------------------------------------------------------------------- parent side
 
 def run_child(spec, timeout):
@@ -315,6 +432,8 @@ def main(argv=None):
     parser.add_argument("--data_dir", default=None,
                         help="folder for the JPEGs of (e) (written if absent; default: a temp folder)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per variant run")
+    parser.add_argument("--no_ceiling", action="store_true",
+                        help="skip the arithmetic-ceiling table (GFLOP/s vs the measured sgemm rate)")
     parser.add_argument("--json_out", default=None, help="also write all raw results here")
     parser.add_argument("--_child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -382,6 +501,8 @@ def main(argv=None):
     print(f"load average after: {os.getloadavg()}", flush=True)
     summary = summarise(results, args.batch_size)
     print_table(summary, models_, variants, sizes, args.batch_size)
+    if not args.no_ceiling:
+        print_ceiling(summary, models_, variants, sizes, args.batch_size, args)
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(results, f, indent=1)
