@@ -176,15 +176,18 @@ def main(argv=None) -> int:
                 tf.io.read_file(tf.gather(p, i)), channels=3, dct_method="INTEGER_ACCURATE")
             return read(paths[0]), read(paths[1])
 
-        floor = (tf.data.Dataset.range(len(split))
-                 .shuffle(len(split), seed=0)
-                 .map(decode, num_parallel_calls=tf.data.AUTOTUNE)
-                 .batch(args.batch_size, drop_remainder=True)
-                 .prefetch(tf.data.AUTOTUNE))
+        def drain(fn):
+            """A pass over the shuffled split mapped by ``fn``, batched and prefetched."""
+            ds = (tf.data.Dataset.range(len(split))
+                  .shuffle(len(split), seed=0)
+                  .map(fn, num_parallel_calls=tf.data.AUTOTUNE)
+                  .batch(args.batch_size, drop_remainder=True)
+                  .prefetch(tf.data.AUTOTUNE))
 
-        def run_floor():
-            for _ in floor:
-                pass
+            def run():
+                for _ in ds:
+                    pass
+            return run
 
         from cvmnet_tf.data import preprocessing as pp
 
@@ -194,15 +197,7 @@ def main(argv=None) -> int:
             sat = tf.slice(sat, tf.stack([oh, ow, 0]), tf.stack([ch, cw, -1]))
             return pp.resize_area(sat, (512, 512)), grd
 
-        resize_floor = (tf.data.Dataset.range(len(split))
-                        .shuffle(len(split), seed=0)
-                        .map(decode_resize, num_parallel_calls=tf.data.AUTOTUNE)
-                        .batch(args.batch_size, drop_remainder=True)
-                        .prefetch(tf.data.AUTOTUNE))
-
-        def run_resize_floor():
-            for _ in resize_floor:
-                pass
+        run_floor, run_resize_floor = drain(decode), drain(decode_resize)
 
         rng = np.random.default_rng(0)
         names = {"pipeline": "(1) tf.data training pipeline",
