@@ -296,11 +296,13 @@ def step_macs(model) -> dict:
                 totals["backward"] += macs  # input gradient
         return upstream_trainable or (weighted and layer.trainable)
 
-    flag = False
+    # Top level: the branches' backbones start from images (nothing upstream); a head
+    # layer (NetVLAD, FC, ...) has a trainable layer upstream once any backbone had one.
+    head_upstream_trainable = False
     for layer in model.layers:
-        # the top-level graph: branches run side by side; a head layer has a trainable
-        # backbone upstream once any backbone with trainable layers was seen.
-        flag = walk(layer, 1, flag if getattr(layer, "layers", None) is None else False) or flag
+        is_backbone = bool(getattr(layer, "layers", None))
+        trained = walk(layer, 1, False if is_backbone else head_upstream_trainable)
+        head_upstream_trainable = head_upstream_trainable or trained
     totals["total"] = totals["forward"] + totals["backward"]
     return totals
 
@@ -323,7 +325,7 @@ def sgemm_gflops(n: int = 4096, repeats: int = 3) -> float:
     return 2.0 * n * n * 2 * n / best / 1e9
 
 
-def print_ceiling(summary, models, variants, sizes, batch_size, args):
+def print_ceiling(summary, models, variants, sizes, args):
     """GFLOP/s reached by each variant (from :func:`step_macs`) against the measured
     sgemm rate, and what a 1.5x speed-up of the released graph would need."""
     import keras
@@ -502,7 +504,7 @@ def main(argv=None):
     summary = summarise(results, args.batch_size)
     print_table(summary, models_, variants, sizes, args.batch_size)
     if not args.no_ceiling:
-        print_ceiling(summary, models_, variants, sizes, args.batch_size, args)
+        print_ceiling(summary, models_, variants, sizes, args)
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(results, f, indent=1)
