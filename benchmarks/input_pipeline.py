@@ -193,9 +193,8 @@ def main(argv=None) -> int:
 
         def decode_resize(i):
             sat, grd = decode(i)
-            oh, ow, ch, cw, _ = pp.satellite_augment_params(tf.shape(sat), tf.stack([i, i]))
-            sat = tf.slice(sat, tf.stack([oh, ow, 0]), tf.stack([ch, cw, -1]))
-            return pp.resize_area(sat, (512, 512)), grd
+            sat, _ = pp.training_crop_resize(sat, (512, 512), tf.stack([i, i]))
+            return sat, grd
 
         run_floor, run_resize_floor = drain(decode), drain(decode_resize)
 

@@ -203,18 +203,24 @@ def satellite_pixels(image_uint8_rgb: tf.Tensor, size=(512, 512), training: bool
     area resize otherwise). ``to_network_input(satellite_pixels(...))`` equals
     :func:`preprocess_satellite`."""
     size = _size(size, "satellite")
-    image = tf.convert_to_tensor(image_uint8_rgb)
     if training:
-        if size[0] != size[1]:
-            raise ValueError(f"satellite training augmentation rotates by 90 degrees; the "
-                             f"target size must be square, got {size}")
-        oh, ow, ch, cw, k = satellite_augment_params(tf.shape(image), seed)
-        image = tf.slice(image, tf.stack([oh, ow, 0]), tf.stack([ch, cw, -1]))
-        image = resize_area(image, size)
+        image, k = training_crop_resize(image_uint8_rgb, size, seed)
         image = rot90(image, k)
     else:
-        image = resize_area(image, size)
+        image = resize_area(tf.convert_to_tensor(image_uint8_rgb), size)
     return tf.ensure_shape(image, [size[0], size[1], 3])
+
+
+def training_crop_resize(image_uint8_rgb, size: tuple, seed):
+    """The released training crop + area resize of a satellite tile to the square ``size``
+    (checked). Returns (float32 (size[0], size[1], 3), k quarter turns still to apply)."""
+    if size[0] != size[1]:
+        raise ValueError(f"satellite training augmentation rotates by 90 degrees; the "
+                         f"target size must be square, got {size}")
+    image = tf.convert_to_tensor(image_uint8_rgb)
+    oh, ow, ch, cw, k = satellite_augment_params(tf.shape(image), seed)
+    image = tf.slice(image, tf.stack([oh, ow, 0]), tf.stack([ch, cw, -1]))
+    return resize_area(image, size), k
 
 
 def preprocess_satellite(image_uint8_rgb: tf.Tensor, size=(512, 512), training: bool = False,
@@ -232,13 +238,8 @@ def preprocess_satellite(image_uint8_rgb: tf.Tensor, size=(512, 512), training: 
     if not training:
         return to_network_input(satellite_pixels(image_uint8_rgb, size, False))
     size = _size(size, "satellite")
-    if size[0] != size[1]:
-        raise ValueError(f"satellite training augmentation rotates by 90 degrees; the "
-                         f"target size must be square, got {size}")
-    image = tf.convert_to_tensor(image_uint8_rgb)
-    oh, ow, ch, cw, k = satellite_augment_params(tf.shape(image), seed)
-    image = tf.slice(image, tf.stack([oh, ow, 0]), tf.stack([ch, cw, -1]))
-    image = rot90(resize_area(image, size), k + 2)
+    image, k = training_crop_resize(image_uint8_rgb, size, seed)
+    image = rot90(image, k + 2)
     n = size[0] * size[1] * 3
     flat = tf.reshape(image, [n]) - tf.constant(_mean_tile(n)[::-1].copy())
     return tf.reshape(tf.reverse(flat, axis=[0]), [size[0], size[1], 3])

@@ -37,9 +37,8 @@ def uses_fused_adam(optimizer, strategy=None) -> bool:
 
 
 def _fused_adam_apply(optimizer, grads, variables):
-    """One Adam update of ``variables`` with ``grads`` (None grads skipped) via ResourceApplyAdam."""
-    if not optimizer.built:
-        optimizer.build(variables)
+    """One Adam update of ``variables`` with ``grads`` (None grads skipped) via ResourceApplyAdam;
+    ``optimizer`` is built (make_train_step builds it before tracing)."""
     lr = tf.cast(optimizer._get_current_learning_rate(), tf.float32)
     step = tf.cast(optimizer.iterations + 1, tf.float32)
     beta_1 = tf.constant(optimizer.beta_1, tf.float32)
