@@ -210,13 +210,11 @@ def convert(checkpoint: str, model_name: str, output: Optional[str] = None, *,
     from cvmnet_tf import models
 
     implied = infer_sizes(model_name, shapes)
-    kwargs = dict(satellite_shape=tuple(satellite_size), ground_shape=tuple(ground_size),
-                  num_clusters=int(num_clusters or implied.get("num_clusters", 64)),
-                  descriptor_dim=int(descriptor_dim or implied.get("descriptor_dim", 4096)),
-                  weights=None)
-    if model_name == "cvm_net_ii":
-        kwargs["normalize_output"] = bool(normalize_output)
-    model = models.build_model(model_name, **kwargs)
+    model = models.build_model_from_config({
+        "model": model_name, "satellite_size": satellite_size, "ground_size": ground_size,
+        "num_clusters": int(num_clusters or implied.get("num_clusters", 64)),
+        "descriptor_dim": int(descriptor_dim or implied.get("descriptor_dim", 4096)),
+        "normalize_output": bool(normalize_output)})
     assign_tf1_weights(model, model_name, shapes, reader.get_tensor, allow_unused=allow_unused)
     if output is not None:
         save_keras_atomic(model, output)

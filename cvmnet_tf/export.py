@@ -88,6 +88,7 @@ def load_model(path: str, expected_model: Optional[str] = None) -> Tuple[object,
     import keras
 
     import cvmnet_tf.layers  # noqa: F401 - registers the custom layers for deserialisation
+    import cvmnet_tf.models  # noqa: F401 - registers the model classes
 
     if os.path.isdir(path):
         model_file = os.path.join(path, MODEL_FILE)

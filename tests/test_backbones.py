@@ -6,8 +6,9 @@ import pytest
 
 import keras
 
-from cvmnet_tf import backbones
+from cvmnet_tf.models import backbones
 from cvmnet_tf.layers import LocalResponseNormalization
+from harness import run_layer_test
 
 pytestmark = pytest.mark.backend_agnostic
 
@@ -112,10 +113,12 @@ def _np_lrn(x, r=2, bias=1.0, alpha=2e-5, beta=0.75):
     return out
 
 
-def test_local_response_normalization_matches_numpy():
+def test_local_response_normalization_matches_numpy(tmp_path):
     x = np.random.default_rng(2).normal(size=(2, 3, 4, 7)).astype("float32") * 100
-    layer = LocalResponseNormalization(depth_radius=2, alpha=1e-3, beta=0.75, bias=2.0)
-    np.testing.assert_allclose(np.asarray(layer(x)), _np_lrn(x, 2, 2.0, 1e-3, 0.75), rtol=1e-5)
+    _, out = run_layer_test(lambda: LocalResponseNormalization(depth_radius=2, alpha=1e-3, beta=0.75, bias=2.0,
+                                                               name="lrn"),
+                            x, tmp_path, expected_output_shape=(2, 3, 4, 7))
+    np.testing.assert_allclose(out, _np_lrn(x, 2, 2.0, 1e-3, 0.75), rtol=1e-5)
 
 
 ALEX_SHAPES = {"conv1": ((11, 11, 3, 96), (96,)), "conv2": ((5, 5, 48, 256), (256,)),

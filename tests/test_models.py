@@ -9,6 +9,7 @@ from keras import ops
 
 from cvmnet_tf import models
 from cvmnet_tf.layers import NetVLAD
+from harness import run_model_saving_test
 
 pytestmark = pytest.mark.backend_agnostic
 
@@ -101,25 +102,9 @@ def test_outputs_encoders_sharing_and_keras_round_trip(tmp_path, name):
     assert len(ids) == len(set(ids))
     assert {id(w) for w in grd_enc.weights} | {id(w) for w in sat_enc.weights} == set(ids)
 
-    # .keras round trip: same outputs, the shared layer is still one layer
-    path = os.path.join(tmp_path, f"{name}.keras")
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    again = loaded(x, training=False)
-    for key in ("satellite", "ground"):
-        np.testing.assert_array_equal(_np(again[key]), _np(out[key]))
-    assert len(loaded.weights) == len(model.weights)
-    assert loaded.count_params() == model.count_params()
-    assert len(loaded.trainable_weights) == len(model.trainable_weights)
-    shared = loaded.get_layer(SHARED[name])
-    grd_enc, sat_enc = models.ground_encoder(loaded), models.satellite_encoder(loaded)
-    assert grd_enc.get_layer(SHARED[name]) is shared is sat_enc.get_layer(SHARED[name])
-    np.testing.assert_array_equal(_np(grd_enc(x["ground"])), _np(out["ground"]))
-    # changing the shared weights after loading changes both branches
-    shared.set_weights([w * 0.5 + 0.01 for w in shared.get_weights()])
-    changed = loaded(x, training=False)
-    for key in ("satellite", "ground"):
-        assert np.abs(_np(changed[key]) - _np(out[key])).max() > 1e-4
+    # .keras round trip: the file describes the architecture, shared layers stay shared
+    run_model_saving_test(model, x, tmp_path, shared_layers=[SHARED[name]],
+                          encoders=(models.ground_encoder, models.satellite_encoder))
 
 
 def test_cvm_net_i_composition_matches_numpy():
@@ -175,6 +160,46 @@ def test_build_model_errors():
         models.cvm_net_ii(descriptor_dim=0)
     with pytest.raises(ValueError, match="no ImageNet AlexNet"):
         models.build_model("siamese_alexnet", weights="imagenet")
+    with pytest.raises(ValueError, match="implies backbone='vgg16'"):
+        models.build_model("siamese_vgg", backbone="alexnet", **TINY["siamese_vgg"])
+    with pytest.raises(ValueError, match="no argument.*temperature"):
+        models.build_model("cvm_net_i", temperature=0.1)
+
+
+def test_registry_lists_every_model_and_config_builds_it():
+    assert models.MODEL_NAMES == ("cvm_net_i", "cvm_net_ii", "siamese_vgg", "siamese_alexnet")
+    assert set(models.model_arguments("siamese_vgg")) == {
+        "satellite_shape", "ground_shape", "descriptor_dim", "dropout_rate", "weights", "width",
+        "freeze_early_layers"}
+    config = {"model": "siamese_vgg", "satellite_size": [64, 64], "ground_size": [32, 128], "num_clusters": 8,
+              "descriptor_dim": 32, "dropout_rate": 0.2, "backbone": None, "weights": "none", "width": 1.0,
+              "freeze_early_layers": True, "normalize_output": True}
+    model = models.build_model_from_config(config)  # num_clusters / normalize_output: not Siamese arguments
+    assert isinstance(model, models.SiameseBaseline) and model.name == "siamese_vgg"
+    assert dict(model.architecture_arguments)["backbone"] == "vgg16"
+    assert models.describe_model(model, "x")["descriptor_dim"] == 32
+
+
+def test_cvm_net_backbone_is_a_choice(tmp_path):
+    kw = dict(TINY["cvm_net_i"], satellite_shape=(72, 72), ground_shape=ALEX_GRD, width=0.25)
+    model = models.build_model("cvm_net_i", backbone="alexnet", **kw)
+    assert model.get_layer("AlexNet_grd").output.shape[-1] == 64  # 256 channels x 0.25
+    assert model.get_layer("netvlad_grd").cluster_weights.shape == (64, 4)
+    x = {"satellite": np.zeros((1, 72, 72, 3), "float32"), "ground": np.zeros((1,) + ALEX_GRD + (3,), "float32")}
+    loaded = run_model_saving_test(model, x, tmp_path, shared_layers=["dim_reduction"])
+    assert loaded.get_config()["backbone"] == "alexnet"
+
+
+def test_mixed_precision_model_reloads_mixed(mixed_policy, tmp_path):
+    model = models.build_model("cvm_net_i", **dict(TINY["cvm_net_i"], satellite_shape=(32, 32),
+                                                   ground_shape=(16, 64), width=0.125))
+    assert model.get_config()["dtype"] == "mixed_float16"
+    path = os.path.join(tmp_path, "m.keras")
+    model.save(path)
+    keras.config.set_dtype_policy("float32")  # loading does not depend on the global policy
+    loaded = keras.saving.load_model(path)
+    assert loaded.get_layer("VGG_grd").get_layer("conv5_3").compute_dtype == "float16"
+    assert loaded.get_layer("dim_reduction").compute_dtype == "float32"
 
 
 # ------------------------------------------------------------------------------- training

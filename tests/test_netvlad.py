@@ -8,6 +8,7 @@ import pytest
 import keras
 
 from cvmnet_tf.layers import L2Normalize, NetVLAD, l2_normalize
+from harness import run_layer_test
 
 pytestmark = pytest.mark.backend_agnostic
 
@@ -140,18 +141,18 @@ def test_mixed_precision_runs_in_float32(mixed_policy):
 @pytest.mark.parametrize("output_dim", [None, 7])
 def test_keras_round_trip(tmp_path, output_dim):
     rng = np.random.default_rng(2)
-    inp = keras.Input(shape=(None, None, 6))
-    model = keras.Model(inp, NetVLAD(num_clusters=4, output_dim=output_dim, name="netvlad")(inp))
-    _set_random_weights(model.get_layer("netvlad"), rng)
-    path = os.path.join(tmp_path, "netvlad.keras")
-    model.save(path)
-    loaded = keras.saving.load_model(path)
-    layer = loaded.get_layer("netvlad")
-    assert isinstance(layer, NetVLAD)
+    x = rng.normal(size=(2, 3, 5, 6)).astype("float32")
+    layer, out = run_layer_test(lambda: NetVLAD(num_clusters=4, output_dim=output_dim, name="netvlad"), x, tmp_path,
+                                expected_output_shape=(2, output_dim or 24),
+                                set_weights=lambda lay: _set_random_weights(lay, rng))
     assert layer.get_config()["num_clusters"] == 4
     assert layer.get_config()["output_dim"] == output_dim
-    x = rng.normal(size=(2, 3, 5, 6)).astype("float32")
-    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
-    # from_config alone rebuilds the same architecture
-    clone = NetVLAD.from_config(model.get_layer("netvlad").get_config())
-    assert clone.num_clusters == 4 and clone.output_dim == output_dim
+    weights = [np.asarray(v, np.float64) for v in layer.weights]
+    want = numpy_netvlad(x, *weights[:3], weights[3] if output_dim else None)
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+
+
+def test_l2_normalize_layer_passes_the_harness(tmp_path):
+    x = np.random.default_rng(4).normal(size=(3, 5)).astype("float32")
+    _, out = run_layer_test(lambda: L2Normalize(name="l2"), x, tmp_path, expected_output_shape=(3, 5))
+    np.testing.assert_allclose(out, _np_l2(x.astype(np.float64), axis=1), rtol=1e-6)

@@ -84,12 +84,7 @@ def train(config: TrainConfig) -> TrainResult:
     if config.batch_size % replicas:
         raise ValueError(f"--batch_size={config.batch_size} must be divisible by the {replicas} replicas")
     with strategy.scope():
-        model = cv_models.build_model(
-            config.model, satellite_shape=tuple(config.satellite_size), ground_shape=tuple(config.ground_size),
-            num_clusters=config.num_clusters, descriptor_dim=config.descriptor_dim,
-            dropout_rate=config.dropout_rate, weights=None if config.weights == "none" else config.weights,
-            width=config.width, freeze_early_layers=config.freeze_early_layers,
-            **({"normalize_output": config.normalize_output} if config.model == "cvm_net_ii" else {}))
+        model = cv_models.build_model_from_config(config)
         optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, beta_1=0.9, beta_2=0.999)
         if config.mixed_precision:
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)

@@ -1,0 +1,125 @@
+"""CVM-Net-I and CVM-Net-II (Hu et al. 2018, Fig. 3 and Fig. 4; released ``cvm_net_I`` / ``cvm_net_II``).
+
+Layer names match the released TF1 scopes (the weight converter relies on them):
+
+- CVM-Net-I: ``VGG_grd``/``VGG_sat`` (unshared) -> ``netvlad_grd``/``netvlad_sat``
+  (unshared, K clusters, D*K values) -> SHARED ``dim_reduction`` Dense D*K -> dim
+  (truncated normal std 0.005, bias 0.1, no activation) -> l2 normalisation.
+- CVM-Net-II: ``VGG_grd``/``VGG_sat`` -> ``grd_trans_conv1``/``sat_trans_conv1`` (1x1,
+  512, ReLU, dropout) -> SHARED ``trans_conv1`` (3x3, 512, ReLU, dropout) -> SHARED
+  ``trans_conv2`` (1x1, 512, ReLU, dropout) (SAME, Glorot uniform kernels AND biases)
+  -> ONE SHARED ``netvlad`` with built-in reduction to dim -> l2 normalisation (the
+  released code omits this last step; ``normalize_output=False`` reproduces it).
+
+Shared layers are called directly on both branches inside ONE functional graph (no nested
+branch models), so a ``.keras`` round trip keeps them shared. The final l2 normalisation,
+NetVLAD and the CVM-Net-I FC compute in float32 under a mixed precision policy. The
+backbone (``backbone=``) is any entry of :data:`cvmnet_tf.models.backbones.BACKBONES`.
+"""
+import keras
+from keras import layers
+
+from cvmnet_tf.layers import L2Normalize, NetVLAD, precise_dtype
+from cvmnet_tf.models.backbones import scaled_channels
+from cvmnet_tf.models.base import (CrossViewModel, branch_backbones, check_model_args, dtype_policy_scope,
+                                   model_inputs)
+
+__all__ = ["CVMNetI", "CVMNetII"]
+
+
+@keras.saving.register_keras_serializable(package="cvmnet_tf")
+class CVMNetI(CrossViewModel):
+    """CVM-Net-I.
+
+    Args:
+        satellite_shape, ground_shape: (height, width) in pixels of the inputs.
+        num_clusters: NetVLAD K per branch (64).
+        descriptor_dim: output size of the shared FC (4096).
+        dropout_rate: backbone dropout (code 0.2; paper 0.1).
+        backbone: a backbone name, "vgg16" (paper) or "alexnet" (paper Table 2).
+        weights: backbone initialisation: None, "imagenet" (VGG16) or a file path (not
+            part of the config: a loaded model takes its weights from the file).
+        width: channel multiplier of the backbone; 1.0 is the paper's network, smaller
+            values make CPU-sized models (the ``cpu_demo`` preset uses 0.125).
+        freeze_early_layers: freeze the backbone's first layers (VGG16 conv1_1 .. conv3_3)
+            as the released code; False trains all (random initialisation).
+        name: model name; dtype: Keras dtype policy to build under (None: the global one).
+
+    Outputs: dict of unit-norm float32 (batch, descriptor_dim) descriptors.
+    """
+
+    architecture = "cvm_net_i"
+
+    def __init__(self, satellite_shape=(512, 512), ground_shape=(224, 1232), num_clusters=64,
+                 descriptor_dim=4096, dropout_rate=0.2, backbone="vgg16", weights=None, width=1.0,
+                 freeze_early_layers=True, name="cvm_net_i", dtype=None, **kwargs):
+        arguments = dict(satellite_shape=tuple(satellite_shape), ground_shape=tuple(ground_shape),
+                         num_clusters=num_clusters, descriptor_dim=descriptor_dim, dropout_rate=dropout_rate,
+                         backbone=backbone, width=width, freeze_early_layers=freeze_early_layers)
+        with dtype_policy_scope(dtype):
+            check_model_args(satellite_shape, ground_shape, descriptor_dim, dropout_rate, "cvm_net_i")
+            satellite, ground = model_inputs(satellite_shape, ground_shape)
+            vgg_sat, vgg_grd = branch_backbones(backbone, satellite_shape, ground_shape, weights, dropout_rate,
+                                                width, freeze_early_layers)
+            grd_vlad = NetVLAD(num_clusters, name="netvlad_grd")(vgg_grd(ground))
+            sat_vlad = NetVLAD(num_clusters, name="netvlad_sat")(vgg_sat(satellite))
+            fc = layers.Dense(descriptor_dim, activation=None,
+                              kernel_initializer=keras.initializers.TruncatedNormal(mean=0.0, stddev=0.005),
+                              bias_initializer=keras.initializers.Constant(0.1),
+                              dtype=precise_dtype(), name="dim_reduction")
+            outputs = {"satellite": L2Normalize(name="l2_sat")(fc(sat_vlad)),
+                       "ground": L2Normalize(name="l2_grd")(fc(grd_vlad))}
+            self._finish_init({"satellite": satellite, "ground": ground}, outputs, name, dtype, arguments,
+                              **kwargs)
+
+
+@keras.saving.register_keras_serializable(package="cvmnet_tf")
+class CVMNetII(CrossViewModel):
+    """CVM-Net-II.
+
+    Args: as :class:`CVMNetI`, plus
+        normalize_output: l2-normalise the NetVLAD output (default True: the loss assumes
+            unit vectors). False reproduces the released code, which returns the
+            un-normalised ``vlad @ hidden1_weights``.
+
+    ``width`` also scales the 512-channel transformation convs.
+    """
+
+    architecture = "cvm_net_ii"
+
+    def __init__(self, satellite_shape=(512, 512), ground_shape=(224, 1232), num_clusters=64,
+                 descriptor_dim=4096, dropout_rate=0.2, backbone="vgg16", weights=None,
+                 normalize_output=True, width=1.0, freeze_early_layers=True, name="cvm_net_ii", dtype=None,
+                 **kwargs):
+        arguments = dict(satellite_shape=tuple(satellite_shape), ground_shape=tuple(ground_shape),
+                         num_clusters=num_clusters, descriptor_dim=descriptor_dim, dropout_rate=dropout_rate,
+                         backbone=backbone, normalize_output=normalize_output, width=width,
+                         freeze_early_layers=freeze_early_layers)
+        with dtype_policy_scope(dtype):
+            check_model_args(satellite_shape, ground_shape, descriptor_dim, dropout_rate, "cvm_net_ii")
+            satellite, ground = model_inputs(satellite_shape, ground_shape)
+            vgg_sat, vgg_grd = branch_backbones(backbone, satellite_shape, ground_shape, weights, dropout_rate,
+                                                width, freeze_early_layers)
+
+            def conv(kernel, conv_name):
+                return layers.Conv2D(scaled_channels(512, width), kernel, padding="same", activation="relu",
+                                     kernel_initializer="glorot_uniform",
+                                     bias_initializer="glorot_uniform", name=conv_name)
+
+            sat_trans, grd_trans = conv(1, "sat_trans_conv1"), conv(1, "grd_trans_conv1")
+            trans_conv1, trans_conv2 = conv(3, "trans_conv1"), conv(1, "trans_conv2")
+            netvlad = NetVLAD(num_clusters, output_dim=descriptor_dim, name="netvlad")
+
+            def branch(features, first_conv, tag):
+                x = layers.Dropout(dropout_rate, name=f"{tag}_trans_conv1_dropout")(first_conv(features))
+                x = layers.Dropout(dropout_rate, name=f"{tag}_shared_conv1_dropout")(trans_conv1(x))
+                x = layers.Dropout(dropout_rate, name=f"{tag}_shared_conv2_dropout")(trans_conv2(x))
+                x = netvlad(x)
+                if normalize_output:
+                    x = L2Normalize(name=f"l2_{tag}")(x)
+                return x
+
+            outputs = {"satellite": branch(vgg_sat(satellite), sat_trans, "sat"),
+                       "ground": branch(vgg_grd(ground), grd_trans, "grd")}
+            self._finish_init({"satellite": satellite, "ground": ground}, outputs, name, dtype, arguments,
+                              **kwargs)

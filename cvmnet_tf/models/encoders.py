@@ -1,0 +1,65 @@
+"""One branch of a two-branch model, and what a model is (names, sizes, descriptor size).
+
+:func:`ground_encoder` / :func:`satellite_encoder` cut one branch out of the model's graph:
+a ``keras.Model`` over the same layer objects (weights shared, nothing copied).
+"""
+import keras
+
+__all__ = ["ground_encoder", "satellite_encoder", "branch_encoder", "describe_model", "BRANCH_KEYS"]
+
+BRANCH_KEYS = ("satellite", "ground")
+
+
+def _branch_io(model, key):
+    try:
+        inp = model.get_layer(key).output
+    except ValueError as err:
+        raise ValueError(f"model {model.name!r} has no input layer named {key!r}; expected a "
+                         "model built by cvmnet_tf.models") from err
+    out = model.output
+    if not isinstance(out, dict) or key not in out:
+        raise ValueError(f"model {model.name!r} has no dict output {key!r}; expected a model "
+                         "built by cvmnet_tf.models")
+    return inp, out[key]
+
+
+def branch_encoder(model, key):
+    """The ``key`` ("satellite" | "ground") branch of ``model``: ``(batch, H, W, 3) -> (batch, dim)``."""
+    inp, out = _branch_io(model, key)
+    return keras.Model(inp, out, name=f"{model.name}_{key}")
+
+
+def ground_encoder(model):
+    """The ground branch of ``model``: ``(batch, Hg, Wg, 3) -> (batch, dim)``."""
+    return branch_encoder(model, "ground")
+
+
+def satellite_encoder(model):
+    """The satellite branch of ``model``: ``(batch, Hs, Ws, 3) -> (batch, dim)``."""
+    return branch_encoder(model, "satellite")
+
+
+def describe_model(model, source: str) -> dict:
+    """``{"model", "satellite_size", "ground_size" ([height, width] pixels), "descriptor_dim"}``
+    of a two-branch model, plus ``"architecture"`` (its constructor arguments) for a
+    :class:`~cvmnet_tf.models.base.CrossViewModel`. ValueError naming ``source`` when
+    ``model`` is not a two-branch model with fixed input sizes."""
+    inputs = model.input if isinstance(model.input, dict) else None
+    outputs = model.output if isinstance(model.output, dict) else None
+    if not inputs or not outputs or set(inputs) != set(BRANCH_KEYS) or set(outputs) != set(BRANCH_KEYS):
+        raise ValueError(
+            f"{source}: model {model.name!r} is not a cvmnet_tf two-branch model (expected dict "
+            "inputs and outputs 'satellite' and 'ground', as built by cvmnet_tf.models)")
+    sat_shape = tuple(inputs["satellite"].shape[1:3])
+    grd_shape = tuple(inputs["ground"].shape[1:3])
+    if None in sat_shape or None in grd_shape:
+        raise ValueError(f"{source}: model inputs need fixed sizes, got satellite {sat_shape}, "
+                         f"ground {grd_shape}")
+    dims = {k: outputs[k].shape[-1] for k in BRANCH_KEYS}
+    if dims["satellite"] != dims["ground"]:
+        raise ValueError(f"{source}: branch descriptor sizes differ: {dims}")
+    info = {"model": model.name, "satellite_size": [int(v) for v in sat_shape],
+            "ground_size": [int(v) for v in grd_shape], "descriptor_dim": int(dims["ground"])}
+    if hasattr(model, "architecture_arguments"):
+        info["architecture"] = dict(model.architecture_arguments)
+    return info
