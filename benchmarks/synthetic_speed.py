@@ -22,7 +22,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from cvmnet_tf.data.synthetic import write_dataset  # noqa: E402
-from cvmnet_tf.data.synthetic.layouts import LAYOUTS, NATIVE_SIZES, SMALL_SIZES  # noqa: E402
+from cvmnet_tf.data.synthetic import LAYOUTS, NATIVE_SIZES, SMALL_SIZES  # noqa: E402
 
 
 def _workers(text):

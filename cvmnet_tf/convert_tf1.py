@@ -42,7 +42,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from cvmnet_tf import atomic_io
+from cvmnet_tf.utils import atomic_io
 
 SUPPORTED_MODELS = ("cvm_net_i", "cvm_net_ii")
 VGG_CONVS = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",

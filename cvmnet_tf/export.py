@@ -203,7 +203,7 @@ def export_saved_model(checkpoint: str, output: str, dataset: Optional[str] = No
     """
     import tensorflow as tf
 
-    from cvmnet_tf import atomic_io
+    from cvmnet_tf.utils import atomic_io
 
     if dataset is not None and dataset not in DATASETS:
         raise ValueError(f"--dataset={dataset!r}: choose one of {', '.join(DATASETS)}")

@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from cvmnet_tf import atomic_io
+from cvmnet_tf.utils import atomic_io
 from cvmnet_tf import export as export_lib
 
 log = logging.getLogger("cvmnet_tf.extract")
@@ -169,7 +169,7 @@ def extract_descriptors(model: str, dataset: str, data_dir: str, split: str = "v
       float64 (N, 2) or None, "distractors" float32 (M, dim) or None,
       "distractor_paths" list, "skipped" [(index, path)], "info" (model info).
     """
-    from cvmnet_tf.data import splits as splits_lib
+    from cvmnet_tf import data as splits_lib
 
     if dataset not in DATASETS:
         raise ValueError(f"--dataset={dataset!r}: choose one of {', '.join(DATASETS)}")

@@ -46,7 +46,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from cvmnet_tf import atomic_io
+from cvmnet_tf.utils import atomic_io
 
 DEFAULT_THRESHOLDS_M = (25.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
 DEFAULT_TILE_M = 100.0  # the synthetic world's WorldConfig.tile_extent_m

@@ -286,20 +286,20 @@ def test_blur_and_noise_helpers():
     f, ref = ref, np.zeros(img.shape)
     for t, kt in zip(range(-r, r + 1), k):
         ref += kt * f[np.clip(np.arange(12) + t, 0, 11)]
-    np.testing.assert_allclose(render._blur(img, sigma), ref, atol=1e-3)
+    np.testing.assert_allclose(render.blur(img, sigma), ref, atol=1e-3)
     # large sigma (downsampled path): a constant image stays constant, a step gets a
     # ramp about as wide as the Gaussian's
     flat = np.full((64, 256, 3), 77, np.uint8)
-    np.testing.assert_allclose(render._blur(flat, 4.0), 77, atol=0.51)
+    np.testing.assert_allclose(render.blur(flat, 4.0), 77, atol=0.51)
     step = np.zeros((16, 256, 3), np.uint8)
     step[:, 128:] = 200                          # two edges: 128 and (wrapping) 0
-    row = render._blur(step, 4.0)[8, :, 0]
+    row = render.blur(step, 4.0)[8, :, 0]
     ramp = np.flatnonzero((row > 0.16 * 200) & (row < 0.84 * 200))    # +-1 sigma
     mid, seam = ramp[(ramp > 64) & (ramp < 192)], ramp[(ramp < 64) | (ramp > 192)]
     assert 6 <= mid.size <= 10 and abs(mid.mean() - 127.5) < 1.5     # 2 sigma = 8 px
     assert 6 <= seam.size <= 10                  # wraps around the panorama's seam
     # noise: standard normal, deterministic, large shapes pieced together
-    n1 = render._noise(np.random.default_rng(3), (1500, 1000))
-    n2 = render._noise(np.random.default_rng(3), (1500, 1000))
+    n1 = render.normal_noise(np.random.default_rng(3), (1500, 1000))
+    n2 = render.normal_noise(np.random.default_rng(3), (1500, 1000))
     assert n1.shape == (1500, 1000) and np.array_equal(n1, n2)
     assert abs(float(n1.mean())) < 0.01 and abs(float(n1.std()) - 1) < 0.01

@@ -8,8 +8,8 @@ from PIL import Image
 
 from cvmnet_tf.data.synthetic import SyntheticMap, WorldConfig, cut_tile, generate_map
 from cvmnet_tf.data.synthetic.drone import render_drone, render_drone_view
-from cvmnet_tf.data.synthetic.university1652 import (_iter_places, _render_class,
-                                                     write_university1652)
+from cvmnet_tf.data.synthetic.buildings import iter_places, render_class
+from cvmnet_tf.data.synthetic.writers.university1652 import write_university1652
 from cvmnet_tf.data.synthetic.world import BUILDING, GRASS, SKY
 
 # tiny: 60 m tiles, small regions
@@ -222,10 +222,10 @@ def test_drone_views_resemble_their_own_tile():
     which cancel the views' brightness / contrast jitter; L1) ranks a drone view's own
     tile far above chance, without any location tint."""
     cfg = WorldConfig(tile_extent_m=60.0, region_m=300.0, location_tint=0.0)
-    places = list(_iter_places(0, 12, 3, cfg, 48, (48, 48)))
+    places = list(iter_places(0, 12, 3, cfg, 48, (48, 48)))
     tiles, views = [], []
     for world, x, y, rng in places:
-        tile, drones, _ = _render_class(world, x, y, rng, cfg, 48, (48, 48), 4, ())
+        tile, drones, _ = render_class(world, x, y, rng, cfg, 48, (48, 48), 4, ())
         tiles.append(tile)
         views.append(drones)
 

@@ -1,12 +1,17 @@
-"""Datasets and tf.data input pipelines (CVUSA, CVACT, Vo & Hays; synthetic in .synthetic).
+"""Datasets and tf.data input pipelines (CVUSA, CVACT, Vo & Hays, University-1652; the
+synthetic world in :mod:`.synthetic`).
 
 Importing this package is light: the TensorFlow-based parts load on first use of a name.
 
-- Splits (no TensorFlow): ``PairSplit``, ``ImageSizes``, ``DroppedItem``, ``load_split``,
-  ``load_cvusa_split``, ``load_cvact_split``, ``load_vohays_split``,
-  ``load_pair_list_split``, ``list_distractor_images``; University-1652:
-  ``load_university1652_split``, ``LabelledImages``, ``RetrievalSplit``,
-  ``class_unique_order`` (class-unique training batches).
+- Registry (no TensorFlow): ``DATASETS`` (one :class:`DatasetSpec` per dataset: loader,
+  splits, validation split, ground preprocessing rule, named sizes, loader options,
+  synthetic writer), ``DATASET_NAMES``, ``TRAINABLE_DATASETS``, ``get_dataset``,
+  ``load_split``.
+- Splits (no TensorFlow): ``PairSplit``, ``ImageSizes``, ``DroppedItem``,
+  ``list_distractor_images``, the loaders ``load_cvusa_split``, ``load_cvact_split``,
+  ``load_vohays_split``, ``load_pair_list_split``, ``load_university1652_split``;
+  University-1652's ``LabelledImages``, ``RetrievalSplit``, ``class_unique_order``
+  (class-unique training batches).
 - Pipelines (TensorFlow): ``make_pair_dataset``, ``make_image_dataset``,
   ``make_satellite_database``, ``SkipReport``, ``EpochSkips``, ``check_image``.
 - Preprocessing (TensorFlow, graph-safe): ``preprocess_satellite``, ``preprocess_ground``,
@@ -15,9 +20,10 @@ Importing this package is light: the TensorFlow-based parts load on first use of
 import importlib
 
 _NAMES = {
+    "DATASETS": "registry", "DATASET_NAMES": "registry", "TRAINABLE_DATASETS": "registry",
+    "DatasetSpec": "registry", "get_dataset": "registry", "load_split": "registry",
     "PairSplit": "splits", "ImageSizes": "splits", "DroppedItem": "splits",
-    "load_split": "splits", "list_distractor_images": "splits",
-    "LabelledImages": "splits", "RetrievalSplit": "splits",
+    "list_distractor_images": "splits", "LabelledImages": "splits", "RetrievalSplit": "splits",
     "load_university1652_split": "university1652", "class_unique_order": "sampling",
     "load_cvusa_split": "cvusa", "load_cvact_split": "cvact",
     "load_vohays_split": "vohays", "load_pair_list_split": "vohays",

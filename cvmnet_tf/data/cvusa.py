@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 
+from .list_files import iter_list_lines
 from .splits import PairSplit, drop_missing, require_dir, require_file
 
 SPLIT_FILES = {"train": "train-19zl.csv", "val": "val-19zl.csv", "test": "val-19zl.csv"}
@@ -35,19 +36,15 @@ def load_cvusa_split(data_dir: str, split: str, *, check_files: bool = True,
         split_file = os.path.join(data_dir, "splits", SPLIT_FILES[split])
     require_file(split_file, "CVUSA split file")
     pairs = []
-    with open(split_file, "r", encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            fields = [x.strip() for x in line.split(",")]
-            if len(fields) < 2 or not fields[0] or not fields[1]:
-                raise ValueError(f"{split_file}:{line_no}: expected '<satellite>,<ground>[,...]', "
-                                 f"got {line!r}")
-            sat = os.path.join(data_dir, fields[0])
-            grd = os.path.join(data_dir, fields[1])
-            pano_id = os.path.splitext(os.path.basename(fields[0]))[0]
-            pairs.append((len(pairs), sat, grd, pano_id))
+    for line_no, line in iter_list_lines(split_file):
+        fields = [x.strip() for x in line.split(",")]
+        if len(fields) < 2 or not fields[0] or not fields[1]:
+            raise ValueError(f"{split_file}:{line_no}: expected '<satellite>,<ground>[,...]', "
+                             f"got {line!r}")
+        sat = os.path.join(data_dir, fields[0])
+        grd = os.path.join(data_dir, fields[1])
+        pano_id = os.path.splitext(os.path.basename(fields[0]))[0]
+        pairs.append((len(pairs), sat, grd, pano_id))
     name = f"cvusa/{split}"
     kept, dropped = drop_missing(pairs, check_files, name)
     return PairSplit(name=name, satellite_paths=[p[1] for p in kept],

@@ -39,6 +39,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from cvmnet_tf.utils.text import first_items
+
 from . import preprocessing as pp
 from .splits import DroppedItem, ImageSizes, PairSplit, list_distractor_images
 
@@ -73,7 +75,7 @@ def check_image(path: str, kind: str, size, dataset: str = "cvusa",
         return "not a JPEG/PNG file (corrupt or unknown format)"
     h, w = int(image.shape[0]), int(image.shape[1])
     if kind == "ground" and not bool(pp.ground_ok(image.shape, size, dataset)):
-        if dataset == "cvusa":
+        if pp.ground_rule(dataset) == "panorama":
             return f"ground panorama is {h}x{w}, CVUSA at 224x1232 needs exactly 224x1232"
         return f"ground image of size {h}x{w} is unusable for {dataset}"
     if kind == "satellite" and training and h != w:
@@ -191,12 +193,10 @@ class SkipReport:
         self.history.append(result)
         self._seen[:] = False
         if log_result and (skipped or len(unchecked)):
-            lines = "\n  ".join(f"[{s.index}] {s.path}: {s.reason}" for s in skipped[:20])
-            more = f"\n  ... and {len(skipped) - 20} more" if len(skipped) > 20 else ""
-            log.warning("%s epoch %d: skipped %d bad item(s)%s:\n  %s%s", self.name,
+            log.warning("%s epoch %d: skipped %d bad item(s)%s:\n  %s", self.name,
                         result.epoch, num_bad,
                         f" ({len(unchecked)} undelivered not re-checked)" if len(unchecked) else "",
-                        lines, more)
+                        first_items([f"[{s.index}] {s.path}: {s.reason}" for s in skipped], 20, "\n  "))
         return result
 
 
@@ -324,8 +324,8 @@ def make_pair_dataset(split: PairSplit, sizes: ImageSizes | None = None, *, trai
     """Batched, preprocessed (satellite, ground) pairs of ``split``.
 
     Args:
-      split: the pairs; ``split.dataset`` selects the ground preprocessing ("cvusa",
-        "cvact", "vohays", "university1652", else area resize).
+      split: the pairs; ``split.dataset`` selects the ground preprocessing rule (its
+        registry entry's, see :mod:`cvmnet_tf.data.preprocessing`).
       sizes: network input sizes (default the paper's, 512x512 / 224x1232).
       training: satellite augmentation (random crop + rotation), and by default shuffle and
         drop the last partial batch. Evaluation: deterministic, in split order.
@@ -406,8 +406,8 @@ def make_image_dataset(paths: Sequence[str], size, kind: str, batch_size: int, *
                        num_parallel_calls=AUTOTUNE, return_report: bool = False):
     """One branch: {"image": float32 (B, h, w, 3), "index": int64 (B,)} in ``paths`` order.
 
-    kind: "satellite" or "ground"; ``dataset`` picks the ground rule ("cvusa", "cvact",
-    "vohays", "university1652" (drone/street views: area resize), else area resize).
+    kind: "satellite" or "ground"; ``dataset`` (a dataset or rule name) picks the ground
+    rule (see :mod:`cvmnet_tf.data.preprocessing`).
     Evaluation by default (``training=True`` augments satellites). Bad images are skipped:
     place the descriptors by "index", not by row. The last partial batch is kept.
     """

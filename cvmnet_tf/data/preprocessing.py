@@ -17,15 +17,17 @@ Satellite, training (released rule for 750x750 tiles and a 512x512 target):
   rule exactly.
 Satellite, evaluation: area resize only.
 
-Ground:
-  "cvusa": at the paper size (224, 1232) the panorama must be exactly 224 x 1232 (else the
-    pipeline skips the pair, as the code); it is not resized. At any other target size it is
-    area-resized (our extension for small CPU runs).
-  "cvact": keep the central half of the rows (832 -> rows 208..623, OriCNN), area-resize.
-  "vohays": gt-crossview Caffe ImageData: bilinear resize to 230/224 of the target, then
-    centre crop to the target (224 x 224 at the paper size).
-  "university1652": drone (or street) image, area resize to the target, no crop.
-  anything else ("pairs", "resize", None): area resize.
+Ground: one of :data:`GROUND_RULES`, named by the dataset's registry entry
+(:data:`cvmnet_tf.data.DATASETS`; functions taking ``dataset`` accept a dataset name or a
+rule name, anything unknown is "resize"):
+  "panorama" (CVUSA): at the paper size (224, 1232) the panorama must be exactly 224 x 1232
+    (else the pipeline skips the pair, as the code); it is not resized. At any other target
+    size it is area-resized (our extension for small CPU runs).
+  "central_rows" (CVACT): keep the central half of the rows (832 -> rows 208..623, OriCNN),
+    area-resize.
+  "resize_crop" (Vo & Hays): gt-crossview Caffe ImageData: bilinear resize to 230/224 of
+    the target, then centre crop to the target (224 x 224 at the paper size).
+  "resize" (University-1652 drone/street images, anything else): area resize, no crop.
 
 Speed (CPU, measured in benchmarks/input_pipeline.py; every formulation below gives
 bit-identical values to the straightforward one): :func:`to_network_input` reverses the
@@ -58,7 +60,18 @@ CROP_MAX = 748
 NUM_ROTATION_DRAWS = 5  # randint(0, 4) inclusive: k in 0..4, k = 4 is a full turn
 VOHAYS_RESIZE = 230  # Caffe new_width/new_height for street-view crops of 224
 VOHAYS_CROP = 224
-GROUND_DATASETS = ("cvusa", "cvact", "vohays", "university1652")
+PAPER_PANORAMA_SIZE = (224, 1232)
+GROUND_RULES = ("panorama", "central_rows", "resize_crop", "resize")
+
+
+def ground_rule(dataset: str | None) -> str:
+    """The ground preprocessing rule (:data:`GROUND_RULES`) of ``dataset``: a registry
+    dataset name (its entry's rule), a rule name (itself) or anything else ("resize")."""
+    if dataset in GROUND_RULES:
+        return dataset
+    from .registry import DATASETS
+    spec = DATASETS.get(dataset)
+    return spec.ground_rule if spec is not None else "resize"
 
 _JPEG_SOI = b"\xff\xd8"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -248,14 +261,16 @@ def preprocess_satellite(image_uint8_rgb: tf.Tensor, size=(512, 512), training: 
 def ground_ok(image_shape, size=(224, 1232), dataset: str = "cvusa") -> tf.Tensor:
     """bool scalar: can this ground image (shape (H, W, 3)) be used for ``dataset`` at ``size``?
 
-    CVUSA at the paper size (224, 1232) needs exactly 224 x 1232 (the released code skips
-    other pairs); CVACT needs at least 2 rows; everything else any non-empty image.
+    CVUSA ("panorama") at the paper size (224, 1232) needs exactly 224 x 1232 (the released
+    code skips other pairs); CVACT ("central_rows") needs at least 2 rows; everything else
+    any non-empty image.
     """
     size = _size(size, "ground")
     shape = tf.cast(image_shape, tf.int32)
-    if dataset == "cvusa" and size == (224, 1232):
+    rule = ground_rule(dataset)
+    if rule == "panorama" and size == PAPER_PANORAMA_SIZE:
         return tf.logical_and(tf.equal(shape[0], 224), tf.equal(shape[1], 1232))
-    if dataset == "cvact":
+    if rule == "central_rows":
         return tf.logical_and(shape[0] >= 2, shape[1] >= 1)
     return tf.logical_and(shape[0] >= 1, shape[1] >= 1)
 
@@ -263,26 +278,27 @@ def ground_ok(image_shape, size=(224, 1232), dataset: str = "cvusa") -> tf.Tenso
 def ground_pixels(image_uint8_rgb: tf.Tensor, size=(224, 1232),
                   dataset: str = "cvusa") -> tf.Tensor:
     """The geometric part of :func:`preprocess_ground`: (H, W, 3) uint8 RGB -> RGB pixel
-    values 0..255, (size[0], size[1], 3): the uint8 image itself for "cvusa" at the paper
+    values 0..255, (size[0], size[1], 3): the uint8 image itself for CVUSA at the paper
     size (nothing to do), float32 otherwise. ``to_network_input(ground_pixels(...))`` equals
     :func:`preprocess_ground`."""
     size = _size(size, "ground")
     image = tf.convert_to_tensor(image_uint8_rgb)
-    if dataset == "cvusa" and size == (224, 1232):
+    rule = ground_rule(dataset)
+    if rule == "panorama" and size == PAPER_PANORAMA_SIZE:
         tf.debugging.assert_equal(
             tf.shape(image)[:2], tf.constant([224, 1232]),
             message="CVUSA ground panorama must be exactly 224 x 1232 (H x W)")
-    elif dataset == "cvact":
+    elif rule == "central_rows":
         h = tf.shape(image)[0]
         image = image[h // 4: h // 4 + h // 2]
         image = resize_area(image, size)
-    elif dataset == "vohays":
+    elif rule == "resize_crop":
         big = (int(round(size[0] * VOHAYS_RESIZE / VOHAYS_CROP)),
                int(round(size[1] * VOHAYS_RESIZE / VOHAYS_CROP)))
         image = tf.image.resize(tf.cast(image, tf.float32), big, method="bilinear")
         oh, ow = (big[0] - size[0]) // 2, (big[1] - size[1]) // 2
         image = image[oh: oh + size[0], ow: ow + size[1]]
-    else:  # "university1652" (drone/street views), "pairs", "resize", ...: area resize
+    else:  # "resize": University-1652 drone/street views and anything else
         image = resize_area(image, size)
     return tf.ensure_shape(image, [size[0], size[1], 3])
 
@@ -291,8 +307,7 @@ def preprocess_ground(image_uint8_rgb: tf.Tensor, size=(224, 1232),
                       dataset: str = "cvusa") -> tf.Tensor:
     """Ground image (H, W, 3) uint8 RGB -> network input float32 (size[0], size[1], 3).
 
-    See the module docstring for the per-dataset rule ("cvusa", "cvact", "vohays",
-    "university1652"; anything else: area resize). For "cvusa" at the paper size a
+    ``dataset``: a dataset or rule name (module docstring). For CVUSA at the paper size a
     panorama that is not exactly 224 x 1232 raises InvalidArgumentError (the pipelines
     check :func:`ground_ok` first and skip the pair instead).
     """

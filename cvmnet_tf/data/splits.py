@@ -6,7 +6,6 @@ a split is the query/database pair with "index" ``i`` in the tf.data pipelines.
 - :class:`PairSplit`: the pairs, optional UTM coordinates (metres) and the pairs that were
   dropped while loading (missing image files), each with its path and reason.
 - :class:`ImageSizes`: network input sizes, ``(height, width)`` in pixels.
-- :func:`load_split`: one entry point, ``load_split("cvusa" | "cvact" | "vohays", data_dir, split)``.
 - :func:`list_distractor_images`: the satellite-only images of a distractor folder.
 """
 from __future__ import annotations
@@ -14,9 +13,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
+
+from cvmnet_tf.utils.text import first_items
 
 log = logging.getLogger("cvmnet_tf.data")
 
@@ -182,20 +183,24 @@ class ImageSizes:
             object.__setattr__(self, field, value)
 
     @classmethod
-    def paper(cls, dataset: str = "cvusa") -> "ImageSizes":
-        """The sizes CVM-Net uses: CVUSA/CVACT satellite 512x512, ground 224x1232.
+    def named(cls, name: str, dataset: str = "cvusa") -> "ImageSizes":
+        """The sizes ``--image_size=name`` gives for ``dataset`` (its registry entry:
+        ``paper``, ``half``, ``small``, ``tiny``)."""
+        from .registry import get_dataset
+        satellite, ground = get_dataset(dataset).sizes(name)
+        return cls(satellite=satellite, ground=ground)
 
-        For Vo & Hays (not stated in the paper; our choice) ground crops 224x224 as in the
-        gt-crossview Caffe net and satellite 256x256 (the distribution's tiles are 250x250).
-        """
-        if dataset == "vohays":
-            return cls(satellite=(256, 256), ground=(224, 224))
-        return cls()
+    @classmethod
+    def paper(cls, dataset: str = "cvusa") -> "ImageSizes":
+        """The paper's sizes for ``dataset``: CVUSA/CVACT satellite 512x512, ground 224x1232;
+        Vo & Hays ground crops 224x224 as in the gt-crossview Caffe net (our choice, the
+        paper does not say); University-1652 256x256 (the benchmark's input size)."""
+        return cls.named("paper", dataset)
 
     @classmethod
     def small(cls) -> "ImageSizes":
         """Tiny sizes for tests and CPU smoke runs: satellite 64x64, ground 32x128."""
-        return cls(satellite=(64, 64), ground=(32, 128))
+        return cls.named("tiny")
 
     @property
     def is_paper_ground(self) -> bool:
@@ -234,10 +239,8 @@ def drop_missing(pairs: list, check_files: bool, name: str):
         else:
             kept.append(item)
     if dropped:
-        shown = "\n  ".join(d.path for d in dropped[:10])
-        more = f"\n  ... and {len(dropped) - 10} more" if len(dropped) > 10 else ""
-        log.warning("%s: dropped %d pair(s) whose image file is missing:\n  %s%s", name,
-                    len({d.index for d in dropped}), shown, more)
+        log.warning("%s: dropped %d pair(s) whose image file is missing:\n  %s", name,
+                    len({d.index for d in dropped}), first_items([d.path for d in dropped], 10, "\n  "))
     return kept, dropped
 
 
@@ -261,26 +264,3 @@ def list_distractor_images(folder: str, extensions: Sequence[str] = IMAGE_EXTENS
     if not paths:
         raise ValueError(f"distractor folder {folder!r} holds no image ({', '.join(exts)})")
     return sorted(paths)
-
-
-def _loaders() -> dict:
-    from . import cvact, cvusa, university1652, vohays
-    return {"cvusa": cvusa.load_cvusa_split, "cvact": cvact.load_cvact_split,
-            "vohays": vohays.load_vohays_split, "pairs": vohays.load_pair_list_split,
-            "university1652": university1652.load_university1652_split}
-
-
-def load_split(dataset: str, data_dir: str, split: str, **kwargs):
-    """Load ``split`` of ``dataset`` ("cvusa", "cvact", "vohays", "university1652").
-
-    Returns a :class:`PairSplit`; University-1652's "test" split is a
-    :class:`RetrievalSplit` (labelled query set and gallery).
-
-    ``dataset="pairs"`` reads a plain "<ground path> <satellite path>" list: pass the list
-    file as ``split`` (relative to ``data_dir`` or absolute). Extra keyword arguments go to
-    the dataset's loader.
-    """
-    loaders: dict[str, Callable] = _loaders()
-    if dataset not in loaders:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(loaders)}")
-    return loaders[dataset](data_dir, split, **kwargs)

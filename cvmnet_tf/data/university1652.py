@@ -47,6 +47,8 @@ import os
 
 import numpy as np
 
+from cvmnet_tf.utils.text import first_items
+
 from .splits import (IMAGE_EXTENSIONS, DroppedItem, LabelledImages, PairSplit,
                      RetrievalSplit, list_distractor_images, log, require_dir)
 
@@ -63,9 +65,8 @@ TEST_FOLDERS = {
 def _log_dropped(name: str, dropped: list, what: str) -> None:
     if not dropped:
         return
-    shown = "\n  ".join(f"{d.path}: {d.reason}" for d in dropped[:10])
-    more = f"\n  ... and {len(dropped) - 10} more" if len(dropped) > 10 else ""
-    log.warning("%s: left out %d %s:\n  %s%s", name, len(dropped), what, shown, more)
+    log.warning("%s: left out %d %s:\n  %s", name, len(dropped), what,
+                first_items([f"{d.path}: {d.reason}" for d in dropped], 10, "\n  "))
 
 
 def scan_id_folders(view_dir: str, what: str, *, check_files: bool = True):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 
+from .list_files import iter_list_lines
 from .splits import PairSplit, drop_missing, require_dir, require_file
 
 TEST_LIST_PATTERNS = ("test_{city}.{kind}.txt", "{city}_test.{kind}.txt",
@@ -32,15 +33,11 @@ TEST_LIST_PATTERNS = ("test_{city}.{kind}.txt", "{city}_test.{kind}.txt",
 def _read_list(path: str) -> list:
     """Caffe ImageData list: '<path> <int label>' -> [(line_no, path)]."""
     out = []
-    with open(path, "r", encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            parts = line.rsplit(None, 1)
-            if len(parts) == 2 and parts[1].lstrip("-").isdigit():
-                line = parts[0]
-            out.append((line_no, line))
+    for line_no, line in iter_list_lines(path):
+        parts = line.rsplit(None, 1)
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            line = parts[0]
+        out.append((line_no, line))
     return out
 
 
@@ -118,16 +115,12 @@ def load_pair_list_split(data_dir: str, pair_list: str, *, dataset: str = "vohay
     require_dir(data_dir, "pair list data folder")
     list_path = require_file(_resolve(data_dir, pair_list), "pair list file")
     pairs = []
-    with open(list_path, "r", encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            fields = [x for x in line.replace(",", " ").split() if x]
-            if len(fields) != 2:
-                raise ValueError(f"{list_path}:{line_no}: expected '<ground path> <satellite "
-                                 f"path>', got {line!r}")
-            pairs.append((len(pairs), _resolve(data_dir, fields[1]), _resolve(data_dir, fields[0])))
+    for line_no, line in iter_list_lines(list_path, comments=True):
+        fields = [x for x in line.replace(",", " ").split() if x]
+        if len(fields) != 2:
+            raise ValueError(f"{list_path}:{line_no}: expected '<ground path> <satellite "
+                             f"path>', got {line!r}")
+        pairs.append((len(pairs), _resolve(data_dir, fields[1]), _resolve(data_dir, fields[0])))
     name = f"pairs/{os.path.basename(list_path)}"
     kept, dropped = drop_missing(pairs, check_files, name)
     return PairSplit(name=name, satellite_paths=[p[1] for p in kept],

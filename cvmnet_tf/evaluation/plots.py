@@ -18,7 +18,7 @@ from typing import Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from cvmnet_tf import atomic_io
+from cvmnet_tf.utils import atomic_io
 
 __all__ = ["plot_top_k_curve", "plot_retrieval_examples", "plot_recall_vs_distance"]
 

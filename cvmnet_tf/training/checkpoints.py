@@ -24,7 +24,7 @@ from typing import Optional
 
 import numpy as np
 
-from cvmnet_tf import atomic_io
+from cvmnet_tf.utils import atomic_io
 
 MODEL_FILE = "model.keras"
 OPTIMIZER_FILE = "optimizer.npz"

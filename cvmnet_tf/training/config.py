@@ -22,9 +22,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
-MODEL_NAMES = ("cvm_net_i", "cvm_net_ii", "siamese_vgg", "siamese_alexnet")
-DATASET_NAMES = ("cvusa", "cvact", "vohays", "university1652")
-UNIVERSITY1652_TASKS = ("drone_to_satellite", "satellite_to_drone")
+from cvmnet_tf.data.registry import TRAINABLE_DATASETS as DATASET_NAMES, get_dataset
+from cvmnet_tf.data.university1652 import TASKS as UNIVERSITY1652_TASKS
+from cvmnet_tf.models.registry import MODEL_NAMES
 
 
 @dataclasses.dataclass
@@ -67,7 +67,7 @@ class TrainConfig:
     geo_threshold_m: float = 5.0
     tensorboard: bool = True
     verbose: int = 1
-    vohays_city: Optional[str] = None
+    test_city: str = "denver"  # Vo & Hays: the test city whose list files are read
     task: str = "drone_to_satellite"  # University-1652: drone_to_satellite | satellite_to_drone
     distractor_dir: Optional[str] = None  # University-1652: extra satellite gallery images
 
@@ -130,9 +130,7 @@ class TrainConfig:
     @property
     def validation_split(self) -> str:
         """The split evaluated after every epoch."""
-        if self.val_split:
-            return self.val_split
-        return "test" if self.dataset in ("vohays", "university1652") else "val"
+        return self.val_split or get_dataset(self.dataset).validation_split
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -14,31 +14,11 @@ import types
 
 from absl import app, flags
 
+from cvmnet_tf.data.registry import STANDARD_SIZES, get_dataset
 from cvmnet_tf.training.config import MODEL_NAMES, PRESETS, UNIVERSITY1652_TASKS, TrainConfig, make_config
 
-IMAGE_SIZES = {
-    "paper": ((512, 512), (224, 1232)),
-    "half": ((256, 256), (112, 616)),
-    "small": ((128, 128), (64, 320)),
-    "tiny": ((64, 64), (32, 128)),
-}
-# Vo & Hays ground images are square crops of panoramas, not panoramas.
-IMAGE_SIZES_VOHAYS = {
-    "paper": ((512, 512), (224, 224)),
-    "half": ((256, 256), (112, 112)),
-    "small": ((128, 128), (64, 64)),
-    "tiny": ((64, 64), (48, 48)),
-}
+IMAGE_SIZES = STANDARD_SIZES
 
-# University-1652: drone and satellite images are square; 256x256 is the benchmark's
-# input size (Zheng et al. 2020), used for both branches.
-IMAGE_SIZES_UNIVERSITY1652 = {
-    "paper": ((256, 256), (256, 256)),
-    "half": ((128, 128), (128, 128)),
-    "small": ((96, 96), (96, 96)),
-    "tiny": ((64, 64), (64, 64)),
-}
-_NAMED_SIZES = {"vohays": IMAGE_SIZES_VOHAYS, "university1652": IMAGE_SIZES_UNIVERSITY1652}
 
 # flag name -> TrainConfig field (same name unless listed in _RENAMED)
 _FIELDS = ("model", "loss", "alpha", "margin", "temperature", "learning_rate", "batch_size", "epochs", "dropout_rate",
@@ -122,7 +102,7 @@ def define_flags(dataset: str, flag_values=None) -> None:
 
 def parse_image_size(value: str, dataset: str = "cvusa"):
     """``'paper'`` etc. or ``'HxW,HxW'`` -> ((Hs, Ws), (Hg, Wg)) for ``dataset``."""
-    named = _NAMED_SIZES.get(dataset, IMAGE_SIZES)
+    named = get_dataset(dataset).image_sizes
     if value in named:
         return named[value]
     m = re.fullmatch(r"\s*(\d+)x(\d+)\s*,\s*(\d+)x(\d+)\s*", value)
@@ -142,7 +122,7 @@ def config_from_flags(dataset: str, FLAGS=None) -> TrainConfig:
             overrides[name] = FLAGS[name].value
     if FLAGS["image_size"].present or FLAGS.preset == "paper":
         overrides["satellite_size"], overrides["ground_size"] = parse_image_size(FLAGS.image_size, dataset)
-    elif dataset in _NAMED_SIZES:
+    elif get_dataset(dataset).image_sizes is not IMAGE_SIZES:
         overrides["satellite_size"], overrides["ground_size"] = parse_image_size("tiny", dataset)
     if overrides.get("data_dir") is None:
         overrides.pop("data_dir", None)

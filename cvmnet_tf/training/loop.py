@@ -22,18 +22,10 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from cvmnet_tf import atomic_io
+from cvmnet_tf.utils import atomic_io
 from cvmnet_tf.training import checkpoints as ckpt
 from cvmnet_tf.training.config import TrainConfig
 from cvmnet_tf.training.step import make_train_step
-
-
-# Colour cast shared by both views of a synthetic place (see synthetic.WorldConfig): a cue
-# that a small randomly initialised network learns within minutes on a CPU.
-SYNTHETIC_LOCATION_TINT = 0.35
-# University-1652's synthetic buildings get a stronger cast: with 4 drone views per place the
-# training set holds 4x fewer places than a CVUSA-style set of the same size.
-SYNTHETIC_LOCATION_TINT_UNIVERSITY1652 = 0.6
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -57,8 +49,8 @@ def train(config: TrainConfig) -> TrainResult:
     log = _logger(config.verbose)
     data_dir = prepare_data_dir(config, log)
     sizes = cv_data.ImageSizes(satellite=tuple(config.satellite_size), ground=tuple(config.ground_size))
-    split_kwargs = ({"task": config.task, "distractor_dir": config.distractor_dir}
-                    if config.dataset == "university1652" else {})
+    split_kwargs = {kwarg: getattr(config, field)
+                    for field, kwarg in cv_data.get_dataset(config.dataset).loader_options.items()}
     train_split = cv_data.load_split(config.dataset, data_dir, "train", **split_kwargs)
     val_split = cv_data.load_split(config.dataset, data_dir, config.validation_split, **split_kwargs)
     if config.max_eval_pairs and len(val_split) > config.max_eval_pairs:
@@ -294,30 +286,16 @@ def prepare_data_dir(config: TrainConfig, log=print) -> str:
     return data_dir
 
 
-# Drone views per synthetic University-1652 building: ``--synthetic_train_pairs`` drone/satellite
-# pairs become ``pairs // SYNTHETIC_DRONE_VIEWS`` buildings (classes).
-SYNTHETIC_DRONE_VIEWS = 4
+def write_synthetic_dataset(out_dir: str, dataset: str, num_train: int, num_val: int, seed: int = 0) -> dict:
+    """The synthetic world that ``--synthetic`` trains on, in ``dataset``'s layout (its
+    registry entry's writer and colour cast). ``num_train`` / ``num_val`` count pairs (for
+    University-1652 drone images, 4 per building)."""
+    from cvmnet_tf.data import get_dataset
 
-
-def write_synthetic_dataset(out_dir: str, dataset: str, num_train: int, num_val: int, seed: int = 0) -> None:
-    """The synthetic world that ``--synthetic`` trains on, in ``dataset``'s layout.
-
-    ``num_train`` / ``num_val`` count pairs; for University-1652 they count drone images
-    (``SYNTHETIC_DRONE_VIEWS`` per building, so ``num_train // 4`` training buildings).
-    """
-    from cvmnet_tf.data import synthetic
-
-    if dataset == "university1652":
-        from cvmnet_tf.data.synthetic.university1652 import write_university1652
-
-        write_university1652(out_dir, max(2, num_train // SYNTHETIC_DRONE_VIEWS),
-                             max(2, num_val // SYNTHETIC_DRONE_VIEWS), seed=seed,
-                             satellite_size=(128, 128), drone_size=(128, 128),
-                             views_per_class=SYNTHETIC_DRONE_VIEWS,
-                             config=synthetic.WorldConfig(location_tint=SYNTHETIC_LOCATION_TINT_UNIVERSITY1652))
-        return
-    synthetic.write_dataset(out_dir, layout=dataset, num_train=num_train, num_val=num_val, seed=seed,
-                            config=synthetic.WorldConfig(location_tint=SYNTHETIC_LOCATION_TINT))
+    spec = get_dataset(dataset)
+    if spec.synthetic is None:
+        raise ValueError(f"--synthetic: the synthetic world has no {spec.title} layout")
+    return spec.synthetic.write_for_training(out_dir, num_train, num_val, seed)
 
 
 def _choose_strategy():

@@ -8,7 +8,7 @@ import argparse
 import json
 import sys
 
-from cvmnet_tf.data.synthetic.layouts import ALL_LAYOUTS, write_dataset, write_map
+from cvmnet_tf.data.synthetic import ALL_LAYOUTS, write_dataset, write_map
 
 
 def _size(text):

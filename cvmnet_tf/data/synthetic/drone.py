@@ -29,10 +29,6 @@ from cvmnet_tf.data.synthetic import render
 from cvmnet_tf.data.synthetic.world import SKY, SyntheticMap
 
 _WALL_SHADE = np.float32(0.78)
-# the colours of render.py's ground panoramas (copied, not imported: private there)
-_SKY_HORIZON = np.array([205, 218, 232], np.float32)
-_SKY_ZENITH = np.array([86, 134, 206], np.float32)
-_HAZE = np.array([190, 200, 210], np.float32)
 
 
 def camera_frame(heading_deg: float, altitude_m: float, distance_m: float):
@@ -160,7 +156,7 @@ def render_drone(world: SyntheticMap, x: float, y: float, size, *, heading_deg: 
         s_i = np.flatnonzero(~down)
         el = np.arctan2(d[s_i, 2], np.hypot(d[s_i, 0], d[s_i, 1]))
         t = (np.clip(el / (math.pi / 2), 0, 1) ** 0.6).astype(np.float32)[:, None]
-        rgb[s_i] = _SKY_HORIZON * (1 - t) + _SKY_ZENITH * t
+        rgb[s_i] = render.SKY_HORIZON * (1 - t) + render.SKY_ZENITH * t
         idx = np.flatnonzero(down)
         if idx.size == 0:
             return rgb.reshape(hh, ww, 3), lab.reshape(hh, ww)
@@ -216,7 +212,7 @@ def render_drone(world: SyntheticMap, x: float, y: float, size, *, heading_deg: 
     fog[out] = 1.0
     olab[out] = 0
     col = col[:, :3]
-    col += (_HAZE - col) * fog[:, None]
+    col += (render.HAZE - col) * fog[:, None]
     if idx is None:
         rgb, lab = col, olab
     else:
@@ -242,7 +238,7 @@ def render_drone_view(world: SyntheticMap, x: float, y: float, size, *, heading_
       tint: optional (3,) per-channel gain of the location's colour cast (the
         ``WorldConfig.location_tint`` mechanism: 1 + location_tint * U(-1, 1) per
         channel, shared by all views of a place); applied to non-sky pixels before the
-        jitter, like the ground panoramas of layouts.iter_pairs.
+        jitter, like the ground panoramas of pairs.iter_pairs.
     Returns:
       uint8 (H, W, 3) RGB.
     """

@@ -26,7 +26,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from cvmnet_tf.data.synthetic.world import BUILDING, SKY, TREE, SyntheticMap, _noise
+from cvmnet_tf.data.synthetic.world import BUILDING, SKY, TREE, SyntheticMap, normal_noise
 
 
 def view_angles(size, *, horizon_fraction=1 / 3, north_column_fraction=0.5,
@@ -93,9 +93,9 @@ def _elev_geometry(h, w, horizon_fraction, hfov_key, cam_h, max_d, num_samples, 
     return _frozen({
         "elev": elev, "d": d, "tan_e": tan_e, "neg_tan_e": -tan_e, "rb": rb, "dg": dg,
         "inv_d": 1.0 / d[None, :],
-        "sky_rows": (_SKY_HORIZON * (1 - t) + _SKY_ZENITH * t)[:, None, :],  # (rb, 1, 3)
+        "sky_rows": (SKY_HORIZON * (1 - t) + SKY_ZENITH * t)[:, None, :],  # (rb, 1, 3)
         "keep_g": keep_g[:, None, None],                                        # (Hb, 1, 1)
-        "haze_g": ((1 - keep_g)[:, None] * _HAZE)[:, None, :],                  # (Hb, 1, 3)
+        "haze_g": ((1 - keep_g)[:, None] * HAZE)[:, None, :],                  # (Hb, 1, 3)
         "keep_k": keep_k, "haze_k": 1 - keep_k,
         "col_k": (np.arange(w) * num_samples)[None, :],                         # (1, W)
         "col_rep": np.repeat(np.arange(w), num_samples),                        # (W*K,)
@@ -127,13 +127,6 @@ def _ray_geometry(size, horizon_fraction, north_frac, heading_deg, fov_deg, cam_
     a = _azim_geometry(h, w, horizon_fraction, north_frac, heading_deg, fov_deg, cam_h, max_d,
                        num_samples, haze, mpp)
     return e, a
-
-
-def _gather(flat, h, w, px, py):
-    """Nearest-neighbour lookup in a (H*W, ...) flattened layer at float pixel coords."""
-    ix = np.clip(np.rint(px).astype(np.int64), 0, w - 1)
-    iy = np.clip(np.rint(py).astype(np.int64), 0, h - 1)
-    return flat[iy * w + ix]
 
 
 def _pack_rgb(img) -> np.ndarray:
@@ -198,9 +191,11 @@ def _render_layers(world: SyntheticMap):
     return c["render"]
 
 
-_SKY_HORIZON = np.array([205, 218, 232], np.float32)
-_SKY_ZENITH = np.array([86, 134, 206], np.float32)
-_HAZE = np.array([190, 200, 210], np.float32)
+#: Colours of the sky at the horizon and the zenith, and of distant haze (RGB), shared by
+#: the ground panoramas here and the drone views (drone.py).
+SKY_HORIZON = np.array([205, 218, 232], np.float32)
+SKY_ZENITH = np.array([86, 134, 206], np.float32)
+HAZE = np.array([190, 200, 210], np.float32)
 
 
 def render_ground(world: SyntheticMap, x: float, y: float, size, *,
@@ -283,7 +278,7 @@ def render_ground(world: SyntheticMap, x: float, y: float, size, *,
                                    + math.pi)).astype(np.float32)
         fac_o = band * side.take(oi % ww) * e["keep_k"].take(ko)
         col *= fac_o[:, None]
-        col += e["haze_k"].take(ko)[:, None] * _HAZE
+        col += e["haze_k"].take(ko)[:, None] * HAZE
         rgb.reshape(-1, 3)[oi] = col
         lab.reshape(-1)[oi] = olab
     return rgb, lab
@@ -303,7 +298,7 @@ def cut_tile(world: SyntheticMap, x: float, y: float, *, extent_m: float, size,
     Returns:
       uint8 (S, S, 3) RGB; tile metres per pixel = extent_m / S.
     """
-    s = _square(size, "cut_tile")
+    s = square_side(size, "cut_tile")
     img = world.pil_satellite()
     n = extent_m / world.metres_per_pixel     # tile side in map pixels
     if rotation_deg == 0:
@@ -323,7 +318,8 @@ def cut_tile(world: SyntheticMap, x: float, y: float, *, extent_m: float, size,
     return np.asarray(out, np.uint8)
 
 
-def _square(size, who):
+def square_side(size, who):
+    """The side S of a square size ``S`` or ``(S, S)`` (>= 8 pixels); ValueError naming ``who``."""
     if isinstance(size, (tuple, list)):
         if len(size) != 2 or size[0] != size[1]:
             raise ValueError(f"{who}: satellite size {size} must be square (S, S)")
@@ -361,7 +357,7 @@ def _blur_axis(img: np.ndarray, sigma: float, axis: int, wrap: bool) -> np.ndarr
     return out
 
 
-def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
+def blur(img: np.ndarray, sigma: float) -> np.ndarray:
     """Approximate Gaussian blur of a uint8 (H, W, 3) image, sigma in pixels, wrapping
     around horizontally (panoramas). Returns float32 (H, W, 3).
 
@@ -446,8 +442,8 @@ def degrade_ground(rgb: np.ndarray, labels: np.ndarray, rng: np.random.Generator
     lut = np.rint(255 * (np.arange(256) / 255) ** gamma).astype(np.uint8)
     u8 = lut.take(u8)
     sigma = s * rng.uniform(0.3, 1.0) * max(w / 256, 0.5)
-    out = _blur(u8, sigma)
-    noise = _noise(rng, out.shape)
+    out = blur(u8, sigma)
+    noise = normal_noise(rng, out.shape)
     out += noise * np.float32(s * rng.uniform(3, 8))
     return _to_uint8(out)
 
@@ -463,7 +459,7 @@ def degrade_satellite(tile: np.ndarray, rng: np.random.Generator, *,
             ).astype(np.float32)
     out = tile.astype(np.float32)
     out *= gain
-    noise = _noise(rng, out.shape)
+    noise = normal_noise(rng, out.shape)
     out += noise * np.float32(s * rng.uniform(1, 3))
     return _to_uint8(out)
 

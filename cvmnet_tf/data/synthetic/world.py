@@ -142,7 +142,7 @@ _NOISE_BANK = []
 _NOISE_CHUNK = 1 << 20
 
 
-def _noise(rng: np.random.Generator, shape) -> np.ndarray:
+def normal_noise(rng: np.random.Generator, shape) -> np.ndarray:
     """Standard normal float32 noise of `shape` (deterministic given rng's state): a random
     window of a fixed bank of 2**21 values; shapes of more than 2**20 values are pieced
     together from 2**20-value windows at independent random offsets. May be a read-only
@@ -245,9 +245,223 @@ def _footprints(cx, cy, r, shape, use=None):
     return tid, ys * w + xs, (xs - cx[tid], ys - cy[tid])
 
 
+@dataclasses.dataclass
+class _Canvas:
+    """The layers generate_map paints, step by step (all (H, W), row 0 = north)."""
+
+    h: int
+    w: int
+    mpp: float
+    labels: np.ndarray       # uint8 class ids
+    cidx: np.ndarray         # uint8 palette index per pixel
+    height: np.ndarray       # float32 metres
+    shade_sat: np.ndarray    # float32 brightness of the satellite layer
+    shade_grd: np.ndarray    # float32 brightness of the street-level layer
+
+    @classmethod
+    def empty(cls, h, w, mpp):
+        return cls(h, w, mpp, np.full((h, w), GRASS, np.uint8), np.full((h, w), _P_GRASS, np.uint8),
+                   np.zeros((h, w), np.float32), np.ones((h, w), np.float32), np.ones((h, w), np.float32))
+
+    @property
+    def m2p(self):
+        return 1.0 / self.mpp
+
+
+def _lay_fields(c: _Canvas, rng, style: WorldStyle) -> None:
+    """A jittered grid of parcels with their own crop colour and crop rows."""
+    h, w, mpp = c.h, c.w, c.mpp
+    cell = rng.uniform(40, 90) * c.m2p
+    gy, gx = int(h / cell) + 2, int(w / cell) + 2
+    parcel = (_P_FIELD + rng.integers(0, len(_FIELDS_SAT), (gy, gx))).astype(np.uint8)
+    is_field = rng.uniform(size=(gy, gx)) < style.field_fraction
+    off = rng.uniform(0, cell, 2)
+    rows = ((np.arange(h) + off[0]) / cell).astype(np.int64)
+    cols = ((np.arange(w) + off[1]) / cell).astype(np.int64)
+    fmask = is_field[rows[:, None], cols[None, :]]
+    c.labels[fmask] = FIELD
+    c.cidx[fmask] = parcel[rows[:, None], cols[None, :]][fmask]
+    ang = rng.uniform(0, np.pi)
+    k_st = np.float32(mpp * 2 * np.pi / 3.0)
+    stripes = np.sin(np.arange(w, dtype=np.float32)[None, :] * np.float32(math.cos(ang) * k_st)
+                     + np.arange(h, dtype=np.float32)[:, None] * np.float32(math.sin(ang) * k_st))
+    c.shade_sat[fmask] += 0.07 * stripes[fmask]
+
+
+def _lay_water(c: _Canvas, rng, style: WorldStyle) -> None:
+    """Thresholded smooth noise."""
+    if style.water_fraction > 0:
+        wn = _smooth_noise(rng, (c.h, c.w), 120 * c.m2p)
+        wmask = wn > np.quantile(wn[::4, ::4], 1 - style.water_fraction)
+        c.labels[wmask] = WATER
+        c.cidx[wmask] = _P_WATER
+
+
+def _lay_roads(c: _Canvas, rng, style: WorldStyle):
+    """A jittered grid plus a diagonal, each a straight band (computed in a strip).
+
+    Returns (distance to the nearest road edge in metres, direction of that road in
+    radians), both float32 (H, W)."""
+    h, w = c.h, c.w
+    road_dist = np.full((h, w), np.inf, np.float32)
+    road_ang = np.zeros((h, w), np.float32)
+    spacing = style.road_spacing_m * c.m2p
+    roads = []
+    for vertical in (True, False):
+        extent = w if vertical else h
+        pos = rng.uniform(0, spacing)
+        while pos < extent:
+            a = math.radians(rng.uniform(-8, 8)) + (math.pi / 2 if vertical else 0.0)
+            x0, y0 = (pos, h / 2) if vertical else (w / 2, pos)
+            roads.append((x0, y0, a, rng.uniform(6, 12)))
+            pos += spacing * rng.uniform(0.7, 1.3)
+    if rng.uniform() < 0.7:
+        roads.append((rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0, np.pi),
+                      rng.uniform(8, 14)))
+    for x0, y0, a, width_m in roads:
+        iy, ix, across, along = _road_band(h, w, x0, y0, a, width_m / 2 + 18.0, c.mpp)
+        d = np.abs(across) - width_m / 2
+        closer = d < road_dist[iy, ix]
+        road_dist[iy[closer], ix[closer]] = d[closer]
+        road_ang[iy[closer], ix[closer]] = a
+        on = d < 0
+        c.labels[iy[on], ix[on]] = ROAD
+        c.cidx[iy[on], ix[on]] = _P_ROAD
+        mk = (np.abs(across) < 0.25 + 0.5 * c.mpp) & ((along % 9.0) < 4.5)
+        c.labels[iy[mk], ix[mk]] = MARKING
+        c.cidx[iy[mk], ix[mk]] = _P_MARKING
+    return road_dist, road_ang
+
+
+def _place_buildings(c: _Canvas, rng, style: WorldStyle, road_dist, road_ang, area_ha) -> None:
+    """Rotated rectangles set back from the nearest road, aligned with it; candidates in
+    random order, each kept unless it touches a road, water or an earlier building
+    (footprints computed for all candidates at once)."""
+    h, w, mpp, m2p = c.h, c.w, c.mpp, c.m2p
+    n_build = rng.poisson(style.buildings_per_ha * area_ha)
+    lab_flat, h_flat, c_flat = c.labels.reshape(-1), c.height.reshape(-1), c.cidx.reshape(-1)
+    cand = np.flatnonzero(((road_dist > 6) & (road_dist < 18) & (c.labels != WATER)).ravel())
+    if not (cand.size and n_build):
+        return
+    picks = rng.choice(cand, size=min(n_build * 2, cand.size), replace=False)
+    n_p = picks.size
+    cy, cx = np.divmod(picks, w)
+    a = road_ang.reshape(-1)[picks].astype(np.float64)
+    half_b = road_dist.reshape(-1)[picks] - rng.uniform(1.5, 4, n_p)   # depth to road
+    half_b = np.minimum(half_b, rng.uniform(4, 11, n_p))
+    half_a = rng.uniform(4, 13, n_p)
+    roof = rng.integers(len(_ROOFS), size=n_p)
+    tall = rng.uniform(3.5, style.max_building_height_m, n_p)
+    radius = np.hypot(half_a, half_b) * m2p
+    ca, sa = np.cos(a) * mpp, np.sin(a) * mpp
+    todo = np.flatnonzero(half_b >= 3)
+    occupied = np.zeros(h * w, bool)
+    placed, start = 0, 0
+    while placed < n_build and start < todo.size:     # batches of candidates
+        ids = todo[start:start + max(32, 2 * (n_build - placed))]
+        start += ids.size
+        tid, pix, (du, dv) = _footprints(cx[ids], cy[ids], radius[ids], (h, w))
+        t = ids[tid]
+        u = du * ca[t] + dv * sa[t]
+        v = dv * ca[t] - du * sa[t]
+        inside = (np.abs(u) < half_a[t]) & (np.abs(v) < half_b[t])
+        tid, pix, v = tid[inside], pix[inside], v[inside]
+        bad = np.bincount(tid, _BLOCKED[lab_flat[pix]], minlength=ids.size) > 0
+        bad |= np.bincount(tid, minlength=ids.size) == 0
+        bounds = np.searchsorted(tid, np.arange(ids.size + 1))
+        accepted = np.zeros(ids.size, bool)
+        for i in np.flatnonzero(~bad).tolist():
+            if placed >= n_build:
+                break
+            seg = pix[bounds[i]:bounds[i + 1]]
+            if occupied[seg].any():
+                continue
+            occupied[seg] = True
+            accepted[i] = True
+            placed += 1
+        keep = accepted[tid]
+        tid, pix, v = ids[tid[keep]], pix[keep], v[keep]
+        lab_flat[pix] = BUILDING
+        h_flat[pix] = tall[tid]
+        c_flat[pix] = np.where(v > 0, _P_RIDGE, _P_ROOF) + roof[tid]   # gable
+
+
+def _plant_trees(c: _Canvas, rng, style: WorldStyle, area_ha) -> None:
+    """Dome-shaped crowns, clustered by a smooth density field (trees never block each
+    other: all footprints at once; where crowns overlap the later tree's shading wins and
+    the height is the maximum)."""
+    m2p, mpp = c.m2p, c.mpp
+    lab_flat, h_flat, c_flat = c.labels.reshape(-1), c.height.reshape(-1), c.cidx.reshape(-1)
+    n_tree = rng.poisson(style.trees_per_ha * area_ha)
+    coarse = c.labels[::8, ::8]
+    dens = _smooth_noise(rng, coarse.shape, 60 * m2p / 8)
+    free = np.flatnonzero(np.isin(coarse, (GRASS, FIELD)).ravel() & (dens.ravel() > -0.3))
+    if not (free.size and n_tree):
+        return
+    sw = coarse.shape[1]
+    picks = rng.choice(free, size=min(n_tree, free.size), replace=True)
+    jit = rng.uniform(-4, 4, (picks.size, 2))
+    rads = rng.uniform(1.5, 4.5, picks.size)
+    ths = rng.uniform(4, 12, picks.size)
+    py, px = np.divmod(picks, sw)
+    cy, cx = py * 8 + jit[:, 0], px * 8 + jit[:, 1]
+    tid, pix, (du, dv) = _footprints(cx, cy, rads * m2p, (c.h, c.w))
+    d2 = (du * du + dv * dv) * (mpp * mpp / rads ** 2)[tid]
+    inside = d2 < 1
+    tid, pix, d2 = tid[inside], pix[inside], d2[inside]
+    bad = np.bincount(tid, _BLOCKED[lab_flat[pix]], minlength=picks.size) > 0
+    keep = ~bad[tid]
+    tid, pix, d2 = tid[keep], pix[keep], d2[keep]
+    dome = np.sqrt(1 - d2).astype(np.float32)
+    np.maximum.at(h_flat, pix, (ths[tid] * (0.45 + 0.55 * dome)).astype(np.float32))
+    lab_flat[pix] = TREE
+    c_flat[pix] = _P_TREE
+    last = pix.size - 1 - np.unique(pix[::-1], return_index=True)[1]
+    c.shade_sat.reshape(-1)[pix[last]] = 0.75 + 0.5 * dome[last]
+    c.shade_grd.reshape(-1)[pix[last]] = 0.8 + 0.3 * dome[last]
+
+
+def _cast_shadows(c: _Canvas, rng) -> float:
+    """Sun shadows on the satellite layer (computed at half resolution); returns the sun
+    azimuth (degrees clockwise from north, towards the sun)."""
+    h, w = c.h, c.w
+    sun_az = float(rng.uniform(120, 240))
+    tan_el = math.tan(math.radians(rng.uniform(35, 60)))
+    f = 2
+    hs = c.height[: h - h % f, : w - w % f].reshape(h // f, f, w // f, f).max(axis=(1, 3))
+    shadow = np.zeros_like(hs, bool)
+    sx, sy = math.sin(math.radians(sun_az)), -math.cos(math.radians(sun_az))
+    step_m = f * c.mpp
+    n_steps = int(np.ceil(float(hs.max()) / tan_el / step_m)) if hs.max() > 0 else 0
+    for t in range(1, n_steps + 1):
+        dx, dy = int(round(t * sx)), int(round(t * sy))
+        if (dx == 0 and dy == 0) or abs(dx) >= hs.shape[1] or abs(dy) >= hs.shape[0]:
+            continue
+        ys, yd = (slice(dy, None), slice(None, hs.shape[0] - dy)) if dy >= 0 else \
+            (slice(None, dy), slice(-dy, None))
+        xs, xd = (slice(dx, None), slice(None, hs.shape[1] - dx)) if dx >= 0 else \
+            (slice(None, dx), slice(-dx, None))
+        shadow[yd, xd] |= (hs[ys, xs] - hs[yd, xd]) > t * step_m * tan_el
+    c.shade_sat[: h - h % f, : w - w % f] *= np.where(
+        np.repeat(np.repeat(shadow, f, 0), f, 1), np.float32(0.55), np.float32(1.0))
+    return sun_az
+
+
+def _colour_layers(c: _Canvas, rng):
+    """Low-frequency brightness and per-pixel grain, independent per layer; returns the
+    (satellite, facade) uint8 (H, W, 3) colour layers."""
+    h, w, m2p = c.h, c.w, c.m2p
+    c.shade_sat *= 1 + 0.07 * _smooth_noise(rng, (h, w), 25 * m2p)
+    c.shade_grd *= 1 + 0.08 * _smooth_noise(rng, (h, w), 6 * m2p)
+    sat = _to_uint8(_PAL_SAT.take(c.cidx, axis=0), c.shade_sat, normal_noise(rng, (h, w)) * np.float32(5))
+    grd = _to_uint8(_PAL_GRD.take(c.cidx, axis=0), c.shade_grd, normal_noise(rng, (h, w)) * np.float32(6))
+    return sat, grd
+
+
 def generate_map(seed, size_px=(1024, 1024), metres_per_pixel: float = 0.5,
                  origin=(500000.0, 4400000.0), style: WorldStyle | None = None) -> SyntheticMap:
-    """Generates one synthetic region.
+    """Generates one synthetic region: fields, water, roads, buildings, trees, sun shadows,
+    then the two colour layers (each step draws from one random stream in this order).
 
     Args:
       seed: int or sequence of ints (numpy SeedSequence entropy); same seed -> same map.
@@ -266,176 +480,18 @@ def generate_map(seed, size_px=(1024, 1024), metres_per_pixel: float = 0.5,
         raise ValueError(f"generate_map: metres_per_pixel={metres_per_pixel} must be > 0")
     rng = np.random.default_rng(np.random.SeedSequence(seed))
     style = style or WorldStyle.random(rng)
-    m2p = 1.0 / mpp
-    labels = np.full((h, w), GRASS, np.uint8)
-    cidx = np.full((h, w), _P_GRASS, np.uint8)          # palette index per pixel
-    height = np.zeros((h, w), np.float32)
-    shade_sat = np.ones((h, w), np.float32)
-    shade_grd = np.ones((h, w), np.float32)
-
-    # fields: a jittered grid of parcels with their own crop colour and crop rows
-    cell = rng.uniform(40, 90) * m2p
-    gy, gx = int(h / cell) + 2, int(w / cell) + 2
-    parcel = (_P_FIELD + rng.integers(0, len(_FIELDS_SAT), (gy, gx))).astype(np.uint8)
-    is_field = rng.uniform(size=(gy, gx)) < style.field_fraction
-    off = rng.uniform(0, cell, 2)
-    rows = ((np.arange(h) + off[0]) / cell).astype(np.int64)
-    cols = ((np.arange(w) + off[1]) / cell).astype(np.int64)
-    fmask = is_field[rows[:, None], cols[None, :]]
-    labels[fmask] = FIELD
-    cidx[fmask] = parcel[rows[:, None], cols[None, :]][fmask]
-    ang = rng.uniform(0, np.pi)
-    k_st = np.float32(mpp * 2 * np.pi / 3.0)
-    stripes = np.sin(np.arange(w, dtype=np.float32)[None, :] * np.float32(math.cos(ang) * k_st)
-                     + np.arange(h, dtype=np.float32)[:, None] * np.float32(math.sin(ang) * k_st))
-    shade_sat[fmask] += 0.07 * stripes[fmask]
-
-    # water: thresholded smooth noise
-    if style.water_fraction > 0:
-        wn = _smooth_noise(rng, (h, w), 120 * m2p)
-        wmask = wn > np.quantile(wn[::4, ::4], 1 - style.water_fraction)
-        labels[wmask] = WATER
-        cidx[wmask] = _P_WATER
-
-    # roads: a jittered grid plus a diagonal, each a straight band (computed in a strip)
-    road_dist = np.full((h, w), np.inf, np.float32)   # metres from the nearest road edge
-    road_ang = np.zeros((h, w), np.float32)           # direction of that road (radians)
-    spacing = style.road_spacing_m * m2p
-    roads = []
-    for vertical in (True, False):
-        extent = w if vertical else h
-        pos = rng.uniform(0, spacing)
-        while pos < extent:
-            a = math.radians(rng.uniform(-8, 8)) + (math.pi / 2 if vertical else 0.0)
-            x0, y0 = (pos, h / 2) if vertical else (w / 2, pos)
-            roads.append((x0, y0, a, rng.uniform(6, 12)))
-            pos += spacing * rng.uniform(0.7, 1.3)
-    if rng.uniform() < 0.7:
-        roads.append((rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0, np.pi),
-                      rng.uniform(8, 14)))
-    for x0, y0, a, width_m in roads:
-        iy, ix, across, along = _road_band(h, w, x0, y0, a, width_m / 2 + 18.0, mpp)
-        d = np.abs(across) - width_m / 2
-        closer = d < road_dist[iy, ix]
-        road_dist[iy[closer], ix[closer]] = d[closer]
-        road_ang[iy[closer], ix[closer]] = a
-        on = d < 0
-        labels[iy[on], ix[on]] = ROAD
-        cidx[iy[on], ix[on]] = _P_ROAD
-        mk = (np.abs(across) < 0.25 + 0.5 * mpp) & ((along % 9.0) < 4.5)
-        labels[iy[mk], ix[mk]] = MARKING
-        cidx[iy[mk], ix[mk]] = _P_MARKING
-
-    # buildings: rotated rectangles set back from the nearest road, aligned with it;
-    # candidates in random order, each kept unless it touches a road, water or an
-    # earlier building (footprints computed for all candidates at once)
+    canvas = _Canvas.empty(h, w, mpp)
+    _lay_fields(canvas, rng, style)
+    _lay_water(canvas, rng, style)
+    road_dist, road_ang = _lay_roads(canvas, rng, style)
     area_ha = h * w * mpp * mpp / 1e4
-    n_build = rng.poisson(style.buildings_per_ha * area_ha)
-    lab_flat, h_flat, c_flat = labels.reshape(-1), height.reshape(-1), cidx.reshape(-1)
-    cand = np.flatnonzero(((road_dist > 6) & (road_dist < 18) & (labels != WATER)).ravel())
-    if cand.size and n_build:
-        picks = rng.choice(cand, size=min(n_build * 2, cand.size), replace=False)
-        n_p = picks.size
-        cy, cx = np.divmod(picks, w)
-        a = road_ang.reshape(-1)[picks].astype(np.float64)
-        half_b = road_dist.reshape(-1)[picks] - rng.uniform(1.5, 4, n_p)   # depth to road
-        half_b = np.minimum(half_b, rng.uniform(4, 11, n_p))
-        half_a = rng.uniform(4, 13, n_p)
-        roof = rng.integers(len(_ROOFS), size=n_p)
-        tall = rng.uniform(3.5, style.max_building_height_m, n_p)
-        radius = np.hypot(half_a, half_b) * m2p
-        ca, sa = np.cos(a) * mpp, np.sin(a) * mpp
-        todo = np.flatnonzero(half_b >= 3)
-        occupied = np.zeros(h * w, bool)
-        placed, start = 0, 0
-        while placed < n_build and start < todo.size:     # batches of candidates
-            ids = todo[start:start + max(32, 2 * (n_build - placed))]
-            start += ids.size
-            tid, pix, (du, dv) = _footprints(cx[ids], cy[ids], radius[ids], (h, w))
-            t = ids[tid]
-            u = du * ca[t] + dv * sa[t]
-            v = dv * ca[t] - du * sa[t]
-            inside = (np.abs(u) < half_a[t]) & (np.abs(v) < half_b[t])
-            tid, pix, v = tid[inside], pix[inside], v[inside]
-            bad = np.bincount(tid, _BLOCKED[lab_flat[pix]], minlength=ids.size) > 0
-            bad |= np.bincount(tid, minlength=ids.size) == 0
-            bounds = np.searchsorted(tid, np.arange(ids.size + 1))
-            accepted = np.zeros(ids.size, bool)
-            for i in np.flatnonzero(~bad).tolist():
-                if placed >= n_build:
-                    break
-                seg = pix[bounds[i]:bounds[i + 1]]
-                if occupied[seg].any():
-                    continue
-                occupied[seg] = True
-                accepted[i] = True
-                placed += 1
-            keep = accepted[tid]
-            tid, pix, v = ids[tid[keep]], pix[keep], v[keep]
-            lab_flat[pix] = BUILDING
-            h_flat[pix] = tall[tid]
-            c_flat[pix] = np.where(v > 0, _P_RIDGE, _P_ROOF) + roof[tid]   # gable
-
-    # trees: dome-shaped crowns, clustered by a smooth density field (trees never block
-    # each other: all footprints at once; where crowns overlap the later tree's shading
-    # wins and the height is the maximum)
-    n_tree = rng.poisson(style.trees_per_ha * area_ha)
-    coarse = labels[::8, ::8]
-    dens = _smooth_noise(rng, coarse.shape, 60 * m2p / 8)
-    free = np.flatnonzero(np.isin(coarse, (GRASS, FIELD)).ravel() & (dens.ravel() > -0.3))
-    if free.size and n_tree:
-        sw = coarse.shape[1]
-        picks = rng.choice(free, size=min(n_tree, free.size), replace=True)
-        jit = rng.uniform(-4, 4, (picks.size, 2))
-        rads = rng.uniform(1.5, 4.5, picks.size)
-        ths = rng.uniform(4, 12, picks.size)
-        py, px = np.divmod(picks, sw)
-        cy, cx = py * 8 + jit[:, 0], px * 8 + jit[:, 1]
-        tid, pix, (du, dv) = _footprints(cx, cy, rads * m2p, (h, w))
-        d2 = (du * du + dv * dv) * (mpp * mpp / rads ** 2)[tid]
-        inside = d2 < 1
-        tid, pix, d2 = tid[inside], pix[inside], d2[inside]
-        bad = np.bincount(tid, _BLOCKED[lab_flat[pix]], minlength=picks.size) > 0
-        keep = ~bad[tid]
-        tid, pix, d2 = tid[keep], pix[keep], d2[keep]
-        dome = np.sqrt(1 - d2).astype(np.float32)
-        np.maximum.at(h_flat, pix, (ths[tid] * (0.45 + 0.55 * dome)).astype(np.float32))
-        lab_flat[pix] = TREE
-        c_flat[pix] = _P_TREE
-        last = pix.size - 1 - np.unique(pix[::-1], return_index=True)[1]
-        shade_sat.reshape(-1)[pix[last]] = 0.75 + 0.5 * dome[last]
-        shade_grd.reshape(-1)[pix[last]] = 0.8 + 0.3 * dome[last]
-
-    # sun shadows on the satellite layer (computed at half resolution)
-    sun_az = float(rng.uniform(120, 240))        # towards the sun, from north (clockwise)
-    tan_el = math.tan(math.radians(rng.uniform(35, 60)))
-    f = 2
-    hs = height[: h - h % f, : w - w % f].reshape(h // f, f, w // f, f).max(axis=(1, 3))
-    shadow = np.zeros_like(hs, bool)
-    sx, sy = math.sin(math.radians(sun_az)), -math.cos(math.radians(sun_az))
-    step_m = f * mpp
-    n_steps = int(np.ceil(float(hs.max()) / tan_el / step_m)) if hs.max() > 0 else 0
-    for t in range(1, n_steps + 1):
-        dx, dy = int(round(t * sx)), int(round(t * sy))
-        if (dx == 0 and dy == 0) or abs(dx) >= hs.shape[1] or abs(dy) >= hs.shape[0]:
-            continue
-        ys, yd = (slice(dy, None), slice(None, hs.shape[0] - dy)) if dy >= 0 else \
-            (slice(None, dy), slice(-dy, None))
-        xs, xd = (slice(dx, None), slice(None, hs.shape[1] - dx)) if dx >= 0 else \
-            (slice(None, dx), slice(-dx, None))
-        shadow[yd, xd] |= (hs[ys, xs] - hs[yd, xd]) > t * step_m * tan_el
-    shade_sat[: h - h % f, : w - w % f] *= np.where(
-        np.repeat(np.repeat(shadow, f, 0), f, 1), np.float32(0.55), np.float32(1.0))
-
-    # textures: low-frequency brightness and per-pixel grain, independent per layer
-    shade_sat *= 1 + 0.07 * _smooth_noise(rng, (h, w), 25 * m2p)
-    shade_grd *= 1 + 0.08 * _smooth_noise(rng, (h, w), 6 * m2p)
-    sat = _to_uint8(_PAL_SAT.take(cidx, axis=0), shade_sat, _noise(rng, (h, w)) * np.float32(5))
-    grd = _to_uint8(_PAL_GRD.take(cidx, axis=0), shade_grd, _noise(rng, (h, w)) * np.float32(6))
-
+    _place_buildings(canvas, rng, style, road_dist, road_ang, area_ha)
+    _plant_trees(canvas, rng, style, area_ha)
+    sun_az = _cast_shadows(canvas, rng)
+    sat, grd = _colour_layers(canvas, rng)
     return SyntheticMap(
         satellite=sat, facade=grd,
-        height=height, labels=labels, metres_per_pixel=mpp,
+        height=canvas.height, labels=canvas.labels, metres_per_pixel=mpp,
         origin_easting=float(origin[0]), origin_northing=float(origin[1]),
         sun_azimuth_deg=sun_az, seed=seed)
 

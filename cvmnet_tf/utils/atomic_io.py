@@ -12,6 +12,8 @@ import os
 import shutil
 from typing import Dict, Iterator
 
+__all__ = ["temporary_path", "atomic_path", "atomic_paths", "write_bytes", "write_text", "write_json"]
+
 
 def temporary_path(path: str, suffix: str = "") -> str:
     """A sibling name of ``path`` unique to this process, for writing before the rename.
@@ -61,13 +63,16 @@ def _replace(tmp: str, path: str) -> None:
         os.replace(tmp, path)
 
 
-def write_bytes(path: str, data: bytes) -> None:
-    """Atomically write ``data`` to ``path``."""
+def write_bytes(path: str, data: bytes, fsync: bool = True) -> None:
+    """Atomically write ``data`` to ``path`` (its folder is created). ``fsync=False`` skips
+    flushing to the disk before the rename (bulk writers of regenerable files, e.g. the
+    synthetic datasets, where the rename alone already rules out half-written files)."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
 
 
 def write_text(path: str, text: str) -> None:
@@ -78,17 +83,6 @@ def write_text(path: str, text: str) -> None:
 def write_json(path: str, obj) -> None:
     """Atomically write ``obj`` as indented JSON to ``path``."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def append_line(path: str, line: str) -> None:
-    """Append one line to a text file by rewriting it atomically (old lines are kept)."""
-    old = ""
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            old = f.read()
-        if old and not old.endswith("\n"):
-            old += "\n"
-    write_text(path, old + line.rstrip("\n") + "\n")
 
 
 def _remove(path: str) -> None:
