@@ -7,7 +7,7 @@ Real data (layout: data/README.md), the released code's settings:
     python train_cvact.py --data_dir data/CVACT --output_dir runs/cvact
 """
 
-from cvmnet_tf.training.flags import run
+from cvmnet_tf.cli.train import main
 
 if __name__ == "__main__":
-    run("cvact")
+    main("cvact")

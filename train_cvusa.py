@@ -7,7 +7,7 @@ Real data (layout: data/README.md), the released code's settings:
     python train_cvusa.py --data_dir data/CVUSA --output_dir runs/cvusa
 """
 
-from cvmnet_tf.training.flags import run
+from cvmnet_tf.cli.train import main
 
 if __name__ == "__main__":
-    run("cvusa")
+    main("cvusa")

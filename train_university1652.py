@@ -9,7 +9,7 @@ Satellite -> drone (navigation) evaluation instead:
     python train_university1652.py --data_dir data/University-1652 --task satellite_to_drone
 """
 
-from cvmnet_tf.training.flags import run
+from cvmnet_tf.cli.train import main
 
 if __name__ == "__main__":
-    run("university1652")
+    main("university1652")

@@ -7,7 +7,7 @@ Real data (layout: data/README.md), the released code's settings:
     python train_vohays.py --data_dir data/vohays --output_dir runs/vohays
 """
 
-from cvmnet_tf.training.flags import run
+from cvmnet_tf.cli.train import main
 
 if __name__ == "__main__":
-    run("vohays")
+    main("vohays")

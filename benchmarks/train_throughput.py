@@ -443,9 +443,9 @@ def main(argv=None):
         child_main(json.loads(args._child))
         return
 
-    from cvmnet_tf.training.flags import parse_image_size
+    from cvmnet_tf.data.registry import image_sizes
 
-    sizes = parse_image_size(args.image_size)
+    sizes = image_sizes(args.image_size)
     variants = [v for v in args.variants.split(",") if v]
     bad = [v for v in variants if v not in VARIANTS]
     if bad:

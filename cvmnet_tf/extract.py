@@ -200,7 +200,8 @@ def extract_descriptors(model: str, dataset: str, data_dir: str, split: str = "v
             skipped += d_skip
         info = enc.info
     else:
-        from cvmnet_tf import descriptors, models
+        from cvmnet_tf import models
+        from cvmnet_tf.inference import descriptors
         from cvmnet_tf.data import pipeline
         from cvmnet_tf.data.splits import ImageSizes
 

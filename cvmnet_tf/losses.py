@@ -46,7 +46,9 @@ __all__ = [
     "LOSS_NAMES",
     "all_finite",
     "contrastive_loss",
+    "check_loss_arguments",
     "get_loss",
+    "loss_parameters",
     "hard_exemplar_reweighting_triplet_loss",
     "max_margin_triplet_loss",
     "pairwise_distance",
@@ -442,29 +444,48 @@ _LOSSES = {
 LOSS_NAMES = tuple(_LOSSES)
 
 
-def get_loss(name, **kwargs):
-    """Return ``fn(satellite, ground) -> float32 scalar`` for a loss name.
-
-    Args:
-        name: one of :data:`LOSS_NAMES`.
-        **kwargs: the loss's hyper-parameters (e.g. ``alpha``, ``hard_top_k``,
-            ``exclude_diagonal``, ``margin``, ``temperature``); checked now, so a typo
-            or a bad value fails here rather than in the first training step.
-
-    Raises:
-        ValueError: unknown name (lists the choices), unknown argument (lists the
-            accepted ones) or invalid value.
-    """
+def _loss_function(name):
     if name not in _LOSSES:
         raise ValueError(f"{_MODULE}.get_loss: unknown loss {name!r}; choose one of {', '.join(LOSS_NAMES)}")
-    fn = _LOSSES[name]
-    params = list(inspect.signature(fn).parameters)[2:]
+    return _LOSSES[name]
+
+
+def loss_parameters(name) -> tuple:
+    """The hyper-parameters loss ``name`` takes (its signature after ``satellite, ground``),
+    e.g. ``("alpha", "hard_top_k", "exclude_diagonal")``. The training options are checked
+    against these, so a ``--margin`` given to a loss without a margin is refused."""
+    return tuple(inspect.signature(_loss_function(name)).parameters)[2:]
+
+
+def check_loss_arguments(name, **kwargs) -> None:
+    """Raise ValueError for an unknown loss, an argument it does not take (listing the
+    accepted ones) or an invalid value."""
+    fn = _loss_function(name)
+    params = loss_parameters(name)
     unknown = sorted(set(kwargs) - set(params))
     if unknown:
         raise ValueError(
             f"{_MODULE}.get_loss: loss {name!r} has no argument(s) {', '.join(unknown)}; "
             f"accepted: {', '.join(params) or 'none'}")
     _check_hyperparameters(fn.__name__, **kwargs)
+
+
+def get_loss(name, **kwargs):
+    """Return ``fn(satellite, ground) -> float32 scalar`` for a loss name.
+
+    Args:
+        name: one of :data:`LOSS_NAMES`.
+        **kwargs: the loss's hyper-parameters (e.g. ``alpha``, ``hard_top_k``,
+            ``exclude_diagonal``, ``margin``, ``temperature``); checked now
+            (:func:`check_loss_arguments`), so a typo or a bad value fails here rather
+            than in the first training step.
+
+    Raises:
+        ValueError: unknown name (lists the choices), unknown argument (lists the
+            accepted ones) or invalid value.
+    """
+    check_loss_arguments(name, **kwargs)
+    fn = _loss_function(name)
     loss = functools.partial(fn, **kwargs)
     functools.update_wrapper(loss, fn)
     loss.__name__ = name

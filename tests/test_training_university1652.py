@@ -43,12 +43,10 @@ def test_temperature_only_for_her_loss():
     with pytest.raises(ValueError, match="--temperature"):
         make_config("cpu_demo", synthetic=True, loss="hard_exemplar_reweighting_triplet",
                     temperature=0.0).validate()
-    from cvmnet_tf.training.loop import _loss_kwargs
-
     c = make_config("cpu_demo", synthetic=True, loss="hard_exemplar_reweighting_triplet", temperature=0.05,
                     margin=0.3)
     c.validate()
-    assert _loss_kwargs(c) == {"margin": 0.3, "temperature": 0.05}
+    assert c.loss_arguments() == {"margin": 0.3, "temperature": 0.05}
 
 
 @pytest.fixture(scope="module")

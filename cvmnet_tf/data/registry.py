@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import re
 from typing import Mapping, Optional
 
 __all__ = ["DatasetSpec", "SyntheticSpec", "DATASETS", "DATASET_NAMES", "TRAINABLE_DATASETS", "get_dataset",
-           "load_split", "resolve_target", "STANDARD_SIZES"]
+           "load_split", "resolve_target", "parse_size", "image_sizes", "STANDARD_SIZES"]
 
 # (satellite (H, W), ground (H, W)) per size name: panoramas (CVUSA, CVACT)
 STANDARD_SIZES = {
@@ -98,11 +99,8 @@ class DatasetSpec:
         return resolve_target(self.loader)(data_dir, split, **kwargs)
 
     def sizes(self, name: str):
-        """The ``(satellite (H, W), ground (H, W))`` of the size ``name``."""
-        if name not in self.image_sizes:
-            raise ValueError(f"--image_size={name!r}: {self.title} sizes are {', '.join(self.image_sizes)} "
-                             "or 'HxW,HxW'")
-        return self.image_sizes[name]
+        """The ``(satellite (H, W), ground (H, W))`` of the size name ``name`` or ``"HxW,HxW"``."""
+        return image_sizes(name, self.name)
 
 
 DATASETS = {
@@ -153,6 +151,31 @@ def get_dataset(name: str) -> DatasetSpec:
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(DATASETS)}")
     return DATASETS[name]
+
+
+_HW = r"\s*(\d+)\s*x\s*(\d+)\s*"
+
+
+def parse_size(value: str, what: str = "size") -> tuple:
+    """``"HxW"`` -> (H, W) pixels, both > 0 (height first); ValueError naming ``what``."""
+    m = re.fullmatch(_HW, str(value).lower())
+    if not m or min(int(g) for g in m.groups()) < 1:
+        raise ValueError(f"{what}={value!r}: expected HxW in pixels (height first), e.g. 512x512")
+    return int(m.group(1)), int(m.group(2))
+
+
+def image_sizes(value: str, dataset: str = "cvusa", what: str = "--image_size") -> tuple:
+    """``(satellite (H, W), ground (H, W))`` of a size name of ``dataset`` ("paper", "half",
+    "small", "tiny") or of ``"HxW,HxW"`` (satellite,ground); ValueError naming ``what``."""
+    spec = get_dataset(dataset)
+    if value in spec.image_sizes:
+        return spec.image_sizes[value]
+    m = re.fullmatch(_HW + "," + _HW, str(value).lower())
+    if not m or min(int(g) for g in m.groups()) < 1:
+        raise ValueError(f"{what}={value!r}: use one of {', '.join(spec.image_sizes)} or 'HxW,HxW' "
+                         "(satellite,ground in pixels, height first)")
+    a, b, c, d = (int(g) for g in m.groups())
+    return (a, b), (c, d)
 
 
 def load_split(dataset: str, data_dir: str, split: str, **kwargs):

@@ -1,77 +1,26 @@
-"""Per-epoch checkpoints and the released code's recall file, written atomically.
+"""Saving and restoring training checkpoints, and the released code's recall file.
 
-Layout under ``output_dir`` (as the released TF1 code, ``Model/`` and ``Result/``)::
-
-    Model/<model>/0/                  the initial model (before any training)
-    Model/<model>/<epoch>/model.keras the Keras model (architecture + weights)
-    Model/<model>/<epoch>/optimizer.npz  Adam's variables, in ``optimizer.variables`` order
-    Model/<model>/<epoch>/state.json  epoch, global step, model config, validation metrics
-    Result/<model>_accuracy.txt       "<epoch> <iter> : <recall@1%>" one line per epoch
-    Result/<model>_metrics.jsonl      every metric of every epoch, one JSON object a line
-    Result/<model>_flags.json         the resolved configuration of the run
-
-A checkpoint folder appears under its final name only once complete (written under a
-temporary name, then renamed), so "the last complete checkpoint" is simply the highest
-numbered folder.
+The layout (``Model/<model>/<epoch>/``, ``Result/<model>_accuracy.txt`` ...) and the
+``state.json`` parsing are :mod:`cvmnet_tf.inference.checkpoints`'; this module writes
+them atomically (a checkpoint folder appears under its final name only once complete) and
+restores the optimizer state of a resumed run.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
-from typing import Optional
 
 import numpy as np
 
+from cvmnet_tf.inference.checkpoints import (MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, CheckpointError,
+                                             checkpoint_path, list_checkpoints, model_dir, read_state,
+                                             result_paths)
 from cvmnet_tf.utils import atomic_io
 
-MODEL_FILE = "model.keras"
-OPTIMIZER_FILE = "optimizer.npz"
-STATE_FILE = "state.json"
-
-# The parts of the configuration that define the network: a checkpoint whose values differ
-# belongs to another model and cannot be restored into this one.
-ARCHITECTURE_KEYS = ("model", "satellite_size", "ground_size", "num_clusters",
-                     "descriptor_dim", "normalize_output", "width")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, incomplete or belongs to another model."""
-
-
-def model_dir(output_dir: str, model_name: str) -> str:
-    return os.path.join(output_dir, "Model", model_name)
-
-
-def result_paths(output_dir: str, model_name: str) -> dict:
-    result = os.path.join(output_dir, "Result")
-    return {
-        "accuracy": os.path.join(result, f"{model_name}_accuracy.txt"),
-        "metrics": os.path.join(result, f"{model_name}_metrics.jsonl"),
-        "flags": os.path.join(result, f"{model_name}_flags.json"),
-    }
-
-
-def list_checkpoints(output_dir: str, model_name: str) -> list[int]:
-    """Epoch numbers of the complete checkpoints, ascending."""
-    root = model_dir(output_dir, model_name)
-    if not os.path.isdir(root):
-        return []
-    epochs = []
-    for name in os.listdir(root):
-        if re.fullmatch(r"\d+", name) and os.path.exists(os.path.join(root, name, STATE_FILE)):
-            epochs.append(int(name))
-    return sorted(epochs)
-
-
-def latest_checkpoint(output_dir: str, model_name: str) -> Optional[int]:
-    epochs = list_checkpoints(output_dir, model_name)
-    return epochs[-1] if epochs else None
-
-
-def checkpoint_path(output_dir: str, model_name: str, epoch: int) -> str:
-    return os.path.join(model_dir(output_dir, model_name), str(epoch))
+__all__ = ["CheckpointError", "MODEL_FILE", "OPTIMIZER_FILE", "STATE_FILE", "model_dir", "checkpoint_path",
+           "result_paths", "list_checkpoints", "read_state", "save_checkpoint", "restore_checkpoint",
+           "check_same_architecture", "write_result_files", "format_recall_line", "read_history"]
 
 
 def save_checkpoint(output_dir: str, model, optimizer, epoch: int, state: dict) -> str:
@@ -89,19 +38,14 @@ def save_checkpoint(output_dir: str, model, optimizer, epoch: int, state: dict) 
     return path
 
 
-def read_state(path: str) -> dict:
-    state_file = os.path.join(path, STATE_FILE)
-    if not os.path.exists(state_file):
-        raise CheckpointError(f"{path} is not a complete checkpoint: {STATE_FILE} is missing")
-    with open(state_file, encoding="utf-8") as f:
-        return json.load(f)
-
-
 def check_same_architecture(state: dict, config: dict, path: str) -> None:
     """Raise :class:`CheckpointError` when the checkpoint's network differs from ``config``."""
+    from cvmnet_tf.training.config import ARCHITECTURE_KEYS, TrainConfig
+
     saved = state.get("config", {})
-    diffs = [f"{k}: checkpoint {saved.get(k)!r} vs requested {config.get(k)!r}"
-             for k in ARCHITECTURE_KEYS if _norm(saved.get(k)) != _norm(config.get(k))]
+    defaults = TrainConfig().to_dict()  # a key an older checkpoint lacks had its default value
+    diffs = [f"{k}: checkpoint {saved.get(k, defaults[k])!r} vs requested {config.get(k)!r}"
+             for k in ARCHITECTURE_KEYS if _norm(saved.get(k, defaults[k])) != _norm(config.get(k))]
     if diffs:
         raise CheckpointError(
             f"checkpoint {path} belongs to another model ({'; '.join(diffs)}); "

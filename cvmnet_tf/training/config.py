@@ -1,8 +1,11 @@
-"""Training configuration: one dataclass, the paper's defaults and named presets.
+"""Training configuration: one dataclass whose fields carry their flag help, the paper's
+defaults, and named presets.
 
 The defaults of :class:`TrainConfig` are the released code's (Adam 1e-5, batch 12 pairs,
 512x512 satellite, 224x1232 panorama, K=64, 4096-d descriptors, dropout rate 0.2,
-ImageNet-initialised VGG16, weighted soft-margin triplet loss with alpha 10).
+ImageNet-initialised VGG16, weighted soft-margin triplet loss with alpha 10). Every field
+is declared with :func:`cvmnet_tf.training.options.option`; the training flags are
+generated from those declarations (:mod:`cvmnet_tf.training.flags`).
 
 Presets change several defaults at once; any value given explicitly (a flag on the
 command line, a keyword here) wins over the preset:
@@ -10,11 +13,11 @@ command line, a keyword here) wins over the preset:
 - ``paper``: the defaults above, unchanged.
 - ``cpu_demo``: a CPU-sized CVM-Net for the synthetic world: VGG16 at 1/8 of its
   channel width (64..512 channels become 8..64) with every layer trained (freezing
-  randomly initialised layers only hurts), 64x64 satellite, 32x128
-  panorama, K=8, 64-d descriptors, random initialisation, learning rate 1e-4 (from
-  random init at these sizes 1e-4 learns in minutes; the paper's 1e-5 is for
-  ImageNet-initialised VGG at full size), batch 32, 6 epochs, 2,000 synthetic training
-  pairs and 500 validation pairs.
+  randomly initialised layers only hurts), the dataset's ``tiny`` input size (CVUSA:
+  64x64 satellite, 32x128 panorama), K=8, 64-d descriptors, random initialisation,
+  learning rate 1e-4 (from random init at these sizes 1e-4 learns in minutes; the paper's
+  1e-5 is for ImageNet-initialised VGG at full size), batch 32, 6 epochs, 2,000 synthetic
+  training pairs and 500 validation pairs.
 """
 
 from __future__ import annotations
@@ -22,75 +25,128 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
-from cvmnet_tf.data.registry import TRAINABLE_DATASETS as DATASET_NAMES, get_dataset
+from cvmnet_tf.data.registry import TRAINABLE_DATASETS, get_dataset, image_sizes
 from cvmnet_tf.data.university1652 import TASKS as UNIVERSITY1652_TASKS
+from cvmnet_tf.losses import LOSS_NAMES, check_loss_arguments, loss_parameters
+from cvmnet_tf.models.backbones import BACKBONE_NAMES
 from cvmnet_tf.models.registry import MODEL_NAMES
+from cvmnet_tf.training.options import option, option_info
+
+__all__ = ["TrainConfig", "PRESETS", "make_config", "ARCHITECTURE_KEYS", "LOSS_PARAMETERS", "DATASET_NAMES",
+           "MODEL_NAMES", "UNIVERSITY1652_TASKS"]
+
+DATASET_NAMES = TRAINABLE_DATASETS
 
 
 @dataclasses.dataclass
 class TrainConfig:
     """Everything one training run needs. Sizes are (height, width) in pixels."""
 
-    dataset: str = "cvusa"
-    data_dir: Optional[str] = None
-    output_dir: str = "runs"
-    model: str = "cvm_net_i"
-    loss: str = "weighted_soft_margin_triplet"
-    alpha: float = 10.0
-    margin: Optional[float] = None  # None: the loss's own default (contrastive 1.0, max-margin 0.2)
-    temperature: Optional[float] = None  # hard exemplar reweighting; None: the loss's own (0.1)
-    learning_rate: float = 1e-5
-    batch_size: int = 12
-    epochs: int = 100
-    dropout_rate: float = 0.2
-    hard_mining_from_epoch: int = 0  # 0: never; else first (1-based) epoch with hard mining
-    hard_top_k: int = 4  # negatives kept per anchor in the hard-mining stage
-    weights: str = "imagenet"  # "imagenet" | "none" | path to a local weights file
-    satellite_size: tuple = (512, 512)
-    ground_size: tuple = (224, 1232)
-    num_clusters: int = 64
-    descriptor_dim: int = 4096
-    width: float = 1.0  # backbone channel multiplier; 1.0 = VGG16 as in the paper
-    freeze_early_layers: bool = True  # VGG16 conv1_1..conv3_3 frozen, as the released code
-    normalize_output: bool = True  # CVM-Net-II only; the released code does not normalise
-    mixed_precision: bool = False
-    jit_compile: bool = False
-    seed: int = 0
-    resume: bool = False
-    overwrite: bool = False
-    synthetic: bool = False
-    synthetic_train_pairs: int = 2000
-    synthetic_val_pairs: int = 500
-    max_steps_per_epoch: int = 0  # 0: the whole split
-    max_eval_pairs: int = 0  # 0: the whole validation split
-    val_split: Optional[str] = None  # None: "val" (CVUSA, CVACT_val) or "test" (Vo & Hays' Denver)
-    geo_threshold_m: float = 5.0
-    tensorboard: bool = True
-    verbose: int = 1
-    test_city: str = "denver"  # Vo & Hays: the test city whose list files are read
-    task: str = "drone_to_satellite"  # University-1652: drone_to_satellite | satellite_to_drone
-    distractor_dir: Optional[str] = None  # University-1652: extra satellite gallery images
+    dataset: str = option("cvusa", "Dataset to train on.", flag="set by the train_<dataset> script",
+                          choices=TRAINABLE_DATASETS)
+    data_dir: Optional[str] = option(None, "Dataset root in the {title} layout (see data/README.md).")
+    output_dir: str = option("runs", "Where Model/, Result/ and logs/ are written.")
+    model: str = option("cvm_net_i", "Network to train.", choices=MODEL_NAMES, architecture=True)
+    backbone: Optional[str] = option(None, "Backbone of the model (default: the model's own, vgg16; "
+                                     "siamese_alexnet: alexnet; paper Table 2 also trains CVM-Net on alexnet).",
+                                     choices=BACKBONE_NAMES, architecture=True)
+    loss: str = option("weighted_soft_margin_triplet", "Training loss.", choices=LOSS_NAMES)
+    alpha: Optional[float] = option(None, "Alpha of the soft-margin losses (default: the loss's own: 10 for the "
+                                    "weighted ones, 1 for soft_margin_triplet).", loss_parameter=True)
+    margin: Optional[float] = option(None, "Margin of the contrastive / max-margin / reweighting losses "
+                                     "(default: the loss's own, contrastive 1.0, the others 0.2).",
+                                     loss_parameter=True)
+    temperature: Optional[float] = option(None, "Weighting temperature of --loss=hard_exemplar_reweighting_triplet "
+                                          "in squared-distance units (default: the loss's own, 0.1); harder "
+                                          "negatives get softmax(-d_neg / temperature) weights.",
+                                          loss_parameter=True)
+    learning_rate: float = option(1e-5, "Adam learning rate (released code: 1e-5).")
+    batch_size: int = option(12, "Pairs per batch (released code: 12).")
+    epochs: int = option(100, "Last epoch to train (epochs are numbered from 1).")
+    dropout_rate: float = option(0.2, "Dropout rate (released code 0.2, i.e. keep 0.8; paper 0.1).")
+    hard_mining_from_epoch: int = option(0, "First epoch of the second stage (in-batch hard negatives); 0 = never.")
+    hard_top_k: int = option(4, "Hard negatives kept per anchor in that stage.")
+    weights: str = option("imagenet", "Backbone initialisation: 'imagenet' (Keras download), 'none', or a local "
+                          "weights file.")
+    satellite_size: tuple = option((512, 512), "Satellite input (height, width) in pixels.",
+                                   flag="set by --image_size", architecture=True)
+    ground_size: tuple = option((224, 1232), "Ground input (height, width) in pixels.",
+                                flag="set by --image_size", architecture=True)
+    num_clusters: int = option(64, "NetVLAD clusters K.", architecture=True)
+    descriptor_dim: int = option(4096, "Descriptor size.", architecture=True)
+    width: float = option(1.0, "Backbone channel multiplier: 1.0 is VGG16 as in the paper; the cpu_demo preset "
+                          "uses 0.125 (8..64 channels) so that CPU training takes minutes.", architecture=True)
+    freeze_early_layers: bool = option(True, "Freeze VGG16 conv1_1..conv3_3 as the released code (cpu_demo: "
+                                       "trains every layer).")
+    normalize_output: bool = option(True, "CVM-Net-II: l2-normalise the descriptors (the released code does not).",
+                                    architecture=True)
+    mixed_precision: bool = option(False, "mixed_float16 with loss scaling.")
+    jit_compile: bool = option(False, "XLA-compile the training step.")
+    seed: int = option(0, "Seed of shuffling, augmentation, dropout and initialisation.")
+    resume: bool = option(False, "Continue from the last complete checkpoint in --output_dir.")
+    overwrite: bool = option(False, "Delete a previous run of this model in --output_dir first.")
+    synthetic: bool = option(False, "Generate (once) and train on the built-in synthetic world in this dataset's "
+                             "layout.")
+    synthetic_train_pairs: int = option(2000, "Synthetic training pairs.")
+    synthetic_val_pairs: int = option(500, "Synthetic validation pairs.")
+    max_steps_per_epoch: int = option(0, "Cap on steps per epoch (0: whole split).")
+    max_eval_pairs: int = option(0, "Cap on validation pairs (0: whole split).")
+    val_split: Optional[str] = option(None, "Split evaluated after every epoch (default: the dataset's; Vo & "
+                                      "Hays and University-1652: 'test'). CVACT: 'test' is CVACT_test with "
+                                      "geo-recall.")
+    geo_threshold_m: float = option(5.0, "CVACT geo-recall radius in metres (OriCNN: 5).")
+    tensorboard: bool = option(True, "Write TensorBoard scalars under <output_dir>/logs.")
+    verbose: int = option(1, "1: progress bar and one line per epoch; 0: quiet.")
+    test_city: str = option("denver", "Vo & Hays test city: the loader reads its test_<city>.* list files "
+                            "(the paper tests on Denver).")
+    task: str = option("drone_to_satellite", "drone_to_satellite (target localisation: drone queries, satellite "
+                       "gallery) or satellite_to_drone (navigation). Training is the same; this picks the "
+                       "evaluation.", choices=UNIVERSITY1652_TASKS)
+    distractor_dir: Optional[str] = option(None, "Folder of extra satellite images (e.g. the 167,486 "
+                                           "University-1652 distractor tiles) appended to the satellite gallery.")
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the offending option on a bad value."""
-        if self.model not in MODEL_NAMES:
-            raise ValueError(f"--model={self.model!r} is unknown; choose one of {', '.join(MODEL_NAMES)}")
-        if self.dataset not in DATASET_NAMES:
-            raise ValueError(f"dataset {self.dataset!r} is unknown; choose one of {', '.join(DATASET_NAMES)}")
-        from cvmnet_tf.losses import LOSS_NAMES
+        self._validate_choices()
+        self._validate_loss()
+        self._validate_numbers()
+        self._validate_dataset_options()
+        if self.width != 1.0 and self.weights != "none":
+            raise ValueError(f"--weights={self.weights!r} needs the full backbone (--width=1.0); "
+                             f"use --weights=none with --width={self.width}")
+        if not self.synthetic and not self.data_dir:
+            raise ValueError("--data_dir is required unless --synthetic is given")
+        if self.resume and self.overwrite:
+            raise ValueError("--resume and --overwrite exclude each other")
 
-        if self.loss not in LOSS_NAMES:
-            raise ValueError(f"--loss={self.loss!r} is unknown; choose one of {', '.join(LOSS_NAMES)}")
-        if self.hard_mining_from_epoch and self.loss not in ("weighted_soft_margin_triplet", "soft_margin_triplet"):
-            raise ValueError(f"--hard_mining_from_epoch needs a soft-margin triplet --loss, not {self.loss!r}")
-        if self.temperature is not None and self.loss != "hard_exemplar_reweighting_triplet":
-            raise ValueError(f"--temperature is the weighting temperature of "
-                             f"--loss=hard_exemplar_reweighting_triplet, not of {self.loss!r}")
-        if self.temperature is not None and not self.temperature > 0:
-            raise ValueError(f"--temperature={self.temperature}: must be positive")
+    def _validate_choices(self) -> None:
+        for field in dataclasses.fields(self):
+            choices = option_info(field)["choices"]
+            value = getattr(self, field.name)
+            if choices is not None and value is not None and value not in choices:
+                raise ValueError(f"--{field.name}={value!r} is unknown; choose one of {', '.join(choices)}")
+
+    def _validate_loss(self) -> None:
+        params = loss_parameters(self.loss)
+        for name in LOSS_PARAMETERS:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if name not in params:
+                own = [p for p in params if p in LOSS_PARAMETERS]
+                raise ValueError(f"--{name}={value} does not apply to --loss={self.loss} (its parameters: "
+                                 f"{', '.join('--' + p for p in own) or 'none'})")
+            try:
+                check_loss_arguments(self.loss, **{name: value})
+            except ValueError as exc:
+                raise ValueError(f"--{name}={value}: {exc}") from None
+        if self.hard_mining_from_epoch and "hard_top_k" not in params:
+            raise ValueError(f"--hard_mining_from_epoch needs a --loss with in-batch hard mining (hard_top_k: "
+                             f"weighted_soft_margin_triplet, soft_margin_triplet), not {self.loss!r}")
+
+    def _validate_numbers(self) -> None:
         if self.batch_size < 2:
-            raise ValueError(
-                f"--batch_size={self.batch_size}: the in-batch losses need at least 2 pairs per batch")
+            raise ValueError(f"--batch_size={self.batch_size}: the in-batch losses need at least 2 pairs per batch")
         if self.epochs < 1:
             raise ValueError(f"--epochs={self.epochs}: must be at least 1")
         if not self.learning_rate > 0:
@@ -100,37 +156,41 @@ class TrainConfig:
         if self.hard_mining_from_epoch < 0:
             raise ValueError(f"--hard_mining_from_epoch={self.hard_mining_from_epoch}: must be >= 0")
         if self.hard_mining_from_epoch and not 1 <= self.hard_top_k < self.batch_size + 1:
-            raise ValueError(
-                f"--hard_top_k={self.hard_top_k}: must be between 1 and --batch_size={self.batch_size}")
+            raise ValueError(f"--hard_top_k={self.hard_top_k}: must be between 1 and --batch_size={self.batch_size}")
         for name in ("satellite_size", "ground_size"):
             size = getattr(self, name)
             if len(size) != 2 or min(size) < 16:
                 raise ValueError(f"{name}={size}: need (height, width), each at least 16 pixels")
         if not self.width > 0:
             raise ValueError(f"--width={self.width}: must be positive")
-        if self.width != 1.0 and self.weights != "none":
-            raise ValueError(f"--weights={self.weights!r} needs the full backbone (--width=1.0); "
-                             f"use --weights=none with --width={self.width}")
         if self.num_clusters < 1 or self.descriptor_dim < 1:
             raise ValueError("--num_clusters and --descriptor_dim must be positive")
-        if not self.synthetic and not self.data_dir:
-            raise ValueError("--data_dir is required unless --synthetic is given")
-        if self.task not in UNIVERSITY1652_TASKS:
-            raise ValueError(f"--task={self.task!r} is unknown; choose one of {', '.join(UNIVERSITY1652_TASKS)}")
-        if self.distractor_dir is not None:
-            if self.dataset != "university1652":
-                raise ValueError("--distractor_dir is for University-1652 training (its satellite gallery); "
-                                 "use python -m cvmnet_tf.evaluate / extract for the other datasets")
-            if self.task != "drone_to_satellite":
-                raise ValueError("--distractor_dir extends the satellite gallery: it needs "
-                                 "--task=drone_to_satellite")
-        if self.resume and self.overwrite:
-            raise ValueError("--resume and --overwrite exclude each other")
+
+    def _validate_dataset_options(self) -> None:
+        """A loader option of another dataset must keep its default (no silent drop)."""
+        from cvmnet_tf.data.registry import DATASETS
+
+        spec = get_dataset(self.dataset)
+        for field in dataclasses.fields(self):
+            owners = [s.title for s in DATASETS.values() if field.name in s.loader_options]
+            if owners and field.name not in spec.loader_options and getattr(self, field.name) != field.default:
+                raise ValueError(f"--{field.name} is a {' / '.join(owners)} option; {spec.title} training does not "
+                                 "use it (for other datasets, python -m cvmnet_tf.evaluate / extract)")
+        if self.distractor_dir is not None and self.task != "drone_to_satellite":
+            raise ValueError("--distractor_dir extends the satellite gallery: it needs --task=drone_to_satellite")
 
     @property
     def validation_split(self) -> str:
         """The split evaluated after every epoch."""
         return self.val_split or get_dataset(self.dataset).validation_split
+
+    def loss_arguments(self) -> dict:
+        """The hyper-parameters given to the loss: the loss parameters that are set."""
+        return {name: getattr(self, name) for name in LOSS_PARAMETERS if getattr(self, name) is not None}
+
+    def loader_arguments(self) -> dict:
+        """{loader keyword: value} of this dataset's loader options (registry)."""
+        return {kwarg: getattr(self, field) for field, kwarg in get_dataset(self.dataset).loader_options.items()}
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -139,13 +199,17 @@ class TrainConfig:
         return d
 
 
+#: The fields that define the network: a checkpoint whose values differ belongs to another model.
+ARCHITECTURE_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if option_info(f)["architecture"])
+#: The fields that are loss hyper-parameters (checked against the loss's signature).
+LOSS_PARAMETERS = tuple(f.name for f in dataclasses.fields(TrainConfig) if option_info(f)["loss_parameter"])
+
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "cpu_demo": {
         "width": 0.125,
         "freeze_early_layers": False,
-        "satellite_size": (64, 64),
-        "ground_size": (32, 128),
+        "image_size": "tiny",
         "num_clusters": 8,
         "descriptor_dim": 64,
         "weights": "none",
@@ -159,16 +223,21 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def make_config(preset: str = "paper", **overrides: Any) -> TrainConfig:
-    """A :class:`TrainConfig` from a preset name, with explicit ``overrides`` winning."""
+    """A :class:`TrainConfig` from a preset name, with explicit ``overrides`` winning.
+
+    ``image_size`` (a size name of the dataset's registry entry, e.g. "paper" or "tiny",
+    or "HxW,HxW") sets ``satellite_size`` / ``ground_size`` unless they are given.
+    """
     if preset not in PRESETS:
         raise ValueError(f"--preset={preset!r} is unknown; choose one of {', '.join(PRESETS)}")
     values = dict(PRESETS[preset])
     values.update(overrides)
+    size_name = values.pop("image_size", "paper")
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(values) - fields)
     if unknown:
         raise ValueError(f"unknown training option(s): {', '.join(unknown)}")
+    named = dict(zip(("satellite_size", "ground_size"), image_sizes(size_name, values.get("dataset", "cvusa"))))
     for key in ("satellite_size", "ground_size"):
-        if key in values:
-            values[key] = tuple(int(v) for v in values[key])
+        values[key] = tuple(int(v) for v in values.get(key, named[key]))
     return TrainConfig(**values)

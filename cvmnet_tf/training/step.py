@@ -21,6 +21,8 @@ Two things make it cheaper than a plain ``GradientTape`` + ``optimizer.apply`` s
 import keras
 import tensorflow as tf
 
+from cvmnet_tf.training import keras_internals
+
 __all__ = ["make_train_step", "uses_fused_adam"]
 
 
@@ -39,7 +41,7 @@ def uses_fused_adam(optimizer, strategy=None) -> bool:
 def _fused_adam_apply(optimizer, grads, variables):
     """One Adam update of ``variables`` with ``grads`` (None grads skipped) via ResourceApplyAdam;
     ``optimizer`` is built (make_train_step builds it before tracing)."""
-    lr = tf.cast(optimizer._get_current_learning_rate(), tf.float32)
+    lr = tf.cast(keras_internals.current_learning_rate(optimizer), tf.float32)
     step = tf.cast(optimizer.iterations + 1, tf.float32)
     beta_1 = tf.constant(optimizer.beta_1, tf.float32)
     beta_2 = tf.constant(optimizer.beta_2, tf.float32)
@@ -48,13 +50,13 @@ def _fused_adam_apply(optimizer, grads, variables):
     for grad, var in zip(grads, variables):
         if grad is None:
             continue
-        index = optimizer._get_variable_index(var)
-        m, v = optimizer._momentums[index], optimizer._velocities[index]
+        m, v = keras_internals.adam_slots(optimizer, var)
         dtype = var.dtype
         if isinstance(grad, tf.IndexedSlices):
             grad = tf.convert_to_tensor(grad)
+        handle = {name: keras_internals.backend_variable(x).handle for name, x in (("var", var), ("m", m), ("v", v))}
         tf.raw_ops.ResourceApplyAdam(
-            var=var.value.handle, m=m.value.handle, v=v.value.handle,
+            var=handle["var"], m=handle["m"], v=handle["v"],
             beta1_power=tf.cast(beta_1_power, dtype), beta2_power=tf.cast(beta_2_power, dtype),
             lr=tf.cast(lr, dtype), beta1=tf.cast(beta_1, dtype), beta2=tf.cast(beta_2, dtype),
             epsilon=tf.cast(epsilon, dtype), grad=tf.cast(grad, dtype), use_locking=False)
@@ -83,11 +85,11 @@ def make_train_step(model, optimizer, loss_fn, strategy=None, jit_compile: bool 
     def replica_step(batch):
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             for var in variables:
-                tape.watch(var.value)
+                tape.watch(keras_internals.backend_variable(var))
             out = model({"satellite": batch["satellite"], "ground": batch["ground"]}, training=True)
             loss = loss_fn(out["satellite"], out["ground"])
             scaled = loss if fused else optimizer.scale_loss(loss / replicas)
-        grads = tape.gradient(scaled, [var.value for var in variables])
+        grads = tape.gradient(scaled, [keras_internals.backend_variable(var) for var in variables])
         if fused:
             _fused_adam_apply(optimizer, grads, variables)
         else:

@@ -1,0 +1,374 @@
+"""Descriptors of dataset splits: run a model over a pipeline, or an encoder over files, and
+save the result for offline evaluation (NumPy + OriCNN ``.mat``).
+
+Used by the per-epoch validation of the training loop, by ``cvmnet-extract`` (writing) and
+``cvmnet-evaluate`` (reading: :func:`read_npy`, :func:`read_oricnn_mat`, :func:`read_utm`).
+
+Files :func:`write_descriptors` writes for a pair split (each atomically, and only once
+every descriptor is computed and checked; a failure leaves none of them):
+
+- ``<prefix>_satellite.npy``: float32 (N, dim), row i = satellite image of pair index[i];
+- ``<prefix>_ground.npy``: float32 (N, dim), row i = ground image of pair index[i];
+- ``<prefix>_index.npy``: int64 (N,), position of each row in the split (pairs with an
+  unreadable image are skipped and reported, so N can be < len(split));
+- ``<prefix>.mat``: OriCNN-compatible ``sat_global_descriptor`` (N, dim),
+  ``grd_global_descriptor`` (N, dim), and ``utm`` (N, 2, metres) when the split has it;
+- ``<prefix>_distractors.npy``: float32 (M, dim) with a distractor folder (sorted file
+  names), database rows N.. for :func:`cvmnet_tf.evaluation.evaluate_retrieval`;
+  ``<prefix>_distractors.txt`` their paths.
+
+For a labelled query / gallery split (University-1652's test split):
+``<prefix>_query.npy`` / ``<prefix>_gallery.npy`` float32 (N, dim) and
+``<prefix>_query_labels.npy`` / ``<prefix>_gallery_labels.npy`` int64 (N,) (gallery
+distractors labelled -1), the inputs of ``cvmnet-evaluate --query_labels/--database_labels``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from cvmnet_tf.utils import atomic_io
+from cvmnet_tf.utils.text import first_items
+
+__all__ = ["pair_descriptors", "image_descriptors", "labelled_descriptors", "extract_descriptors",
+           "check_result", "output_paths", "write_descriptors", "read_npy", "read_oricnn_mat", "read_utm"]
+
+log = logging.getLogger("cvmnet_tf.inference")
+
+
+def pair_descriptors(model, dataset, *, total_batches: Optional[int] = None, progress: bool = False,
+                     jit_compile: bool = False):
+    """Descriptors of every pair in ``dataset``.
+
+    Args:
+      model: a two-branch ``keras.Model`` with dict inputs/outputs ``satellite`` and
+        ``ground`` (see :mod:`cvmnet_tf.models`), run in inference mode.
+      dataset: batches of dicts ``{"satellite": (B, Hs, Ws, 3), "ground": (B, Hg, Wg, 3),
+        "index": (B,)}`` as made by :func:`cvmnet_tf.data.make_pair_dataset`.
+      total_batches: for the progress bar only.
+
+    Returns:
+      ``(satellite, ground, index)``: float32 arrays (N, dim), (N, dim) and int64 (N,),
+      in dataset order. Pairs the pipeline skipped (unreadable images) are absent, so
+      ``index`` says which split rows the descriptors belong to.
+    """
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True, jit_compile=jit_compile)
+    def forward(satellite, ground):
+        out = model({"satellite": satellite, "ground": ground}, training=False)
+        return tf.cast(out["satellite"], tf.float32), tf.cast(out["ground"], tf.float32)
+
+    return _collect(dataset, lambda b: forward(b["satellite"], b["ground"]), total_batches, progress,
+                    "the dataset yielded no pairs: every image was skipped or the split is empty")
+
+
+def image_descriptors(encoder, dataset, *, total_batches: Optional[int] = None, progress: bool = False,
+                      jit_compile: bool = False):
+    """Descriptors of every image in a one-branch ``dataset``.
+
+    Args:
+      encoder: a one-branch ``keras.Model`` ``(B, H, W, 3) -> (B, dim)``, e.g.
+        :func:`cvmnet_tf.models.ground_encoder` / :func:`~cvmnet_tf.models.satellite_encoder`
+        of a trained model, run in inference mode.
+      dataset: batches ``{"image": (B, H, W, 3), "index": (B,)}`` as made by
+        :func:`cvmnet_tf.data.make_image_dataset`.
+
+    Returns:
+      ``(descriptors, index)``: float32 (N, dim) and int64 (N,) in dataset order; images the
+      pipeline skipped are absent, so ``index`` says which input rows they belong to.
+    """
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True, jit_compile=jit_compile)
+    def forward(images):
+        return (tf.cast(encoder(images, training=False), tf.float32),)
+
+    return _collect(dataset, lambda b: forward(b["image"]), total_batches, progress,
+                    "the dataset yielded no images: every image was skipped or the list is empty")
+
+
+def _collect(dataset, forward, total_batches, progress, empty_message):
+    """Run ``forward(batch) -> tuple of (B, dim) tensors`` over ``dataset``; returns each output
+    concatenated as float32 (N, dim), then the int64 (N,) "index" of the rows."""
+    outputs, indices = [], []
+    bar = None
+    if progress:
+        import keras
+        bar = keras.utils.Progbar(total_batches, unit_name="batch")
+    for i, batch in enumerate(dataset):
+        outputs.append([t.numpy() for t in forward(batch)])
+        indices.append(batch["index"].numpy())
+        if bar is not None:
+            bar.update(i + 1)
+    if not outputs:
+        raise ValueError(empty_message)
+    return tuple(np.concatenate(col).astype(np.float32) for col in zip(*outputs)) + (
+        np.concatenate(indices).astype(np.int64),)
+
+
+def labelled_descriptors(model, images, sizes, batch_size: int, progress: bool = False):
+    """Descriptors of one side of a labelled split (:class:`cvmnet_tf.data.LabelledImages`)
+    through the branch of its kind ("ground" images, e.g. drone views, through the ground
+    encoder). Returns (float32 (N, dim), int64 labels (N,), kept indices (N,))."""
+    from cvmnet_tf import data as cv_data
+    from cvmnet_tf import models
+
+    encoder = models.branch_encoder(model, images.kind)
+    size = sizes.ground if images.kind == "ground" else sizes.satellite
+    ds = cv_data.make_image_dataset(images.paths, size, images.kind, batch_size, dataset=images.dataset)
+    desc, index = image_descriptors(encoder, ds, total_batches=-(-len(images) // batch_size), progress=progress)
+    return desc, images.labels[index], index
+
+
+def _labelled_with_encoder(enc, images, batch_size, progress):
+    fn = enc.ground if images.kind == "ground" else enc.satellite
+    desc, kept, skipped = encode_files(fn, images.paths, batch_size, images.kind, progress)
+    return desc, images.labels[kept], kept, skipped
+
+
+def encode_files(fn, paths, batch_size, what, progress):
+    from cvmnet_tf.inference.encoders import encode_image_files
+    return encode_image_files(fn, paths, batch_size, what, progress=progress)
+
+
+def extract_descriptors(checkpoint: str, dataset: str, data_dir: str, split: str = "val", *,
+                        batch_size: int = 16, distractor_dir: Optional[str] = None, max_pairs: int = 0,
+                        progress: bool = True, **loader_options) -> Dict[str, object]:
+    """Descriptors of every pair of ``split`` (and of optional distractor images).
+
+    Args:
+      checkpoint: checkpoint folder, .keras file or SavedModel folder.
+      dataset: a dataset of :data:`cvmnet_tf.data.DATASETS` (loader and ground preprocessing).
+      data_dir: the dataset's root folder; split: e.g. "val".
+      batch_size: images per forward pass.
+      distractor_dir: folder of extra satellite images (database rows N..); for a dataset
+        whose loader takes distractors itself (University-1652) it goes to the loader.
+      max_pairs: use only the first max_pairs pairs (labelled split: queries) (0: all).
+      loader_options: extra options of the dataset's loader (e.g. University-1652 ``task``).
+
+    Returns:
+      pair split: dict with "satellite", "ground" float32 (N, dim), "index" int64 (N,),
+      "utm" float64 (N, 2) or None, "distractors" float32 (M, dim) or None,
+      "distractor_paths" list, "skipped" [(index, path)], "info" (model info);
+      labelled split: "query", "gallery" float32, "query_labels", "gallery_labels" int64,
+      "skipped", "info".
+    """
+    from cvmnet_tf import data as cv_data
+    from cvmnet_tf.inference import checkpoints, serving
+    from cvmnet_tf.inference.encoders import load_encoder
+
+    spec = cv_data.get_dataset(dataset)
+    if batch_size < 1:
+        raise ValueError(f"--batch_size={batch_size}: must be >= 1")
+    if distractor_dir and "distractor_dir" in spec.loader_options:
+        loader_options["distractor_dir"], distractor_dir = distractor_dir, None
+    enc = load_encoder(checkpoint, dataset) if serving.is_saved_model(checkpoint) else None
+    split_data = cv_data.load_split(dataset, data_dir, split, **loader_options)
+    if isinstance(split_data, cv_data.RetrievalSplit):
+        return _extract_labelled(checkpoint, enc, split_data, batch_size, max_pairs, progress)
+    pair_split = split_data
+    if max_pairs:
+        pair_split = pair_split.subset(range(min(max_pairs, len(pair_split))))
+    if len(pair_split) == 0:
+        raise ValueError(f"split {split!r} of {data_dir!r} holds no pairs")
+    distractor_paths = cv_data.list_distractor_images(distractor_dir) if distractor_dir else []
+    distractors = None
+    skipped: List = []
+
+    if enc is not None:
+        sat, sat_idx, s_skip = encode_files(enc.satellite, pair_split.satellite_paths, batch_size, "satellite",
+                                            progress)
+        grd, grd_idx, g_skip = encode_files(enc.ground, pair_split.ground_paths, batch_size, "ground", progress)
+        index = np.intersect1d(sat_idx, grd_idx)
+        sat = sat[np.searchsorted(sat_idx, index)]
+        grd = grd[np.searchsorted(grd_idx, index)]
+        skipped = s_skip + g_skip
+        if distractor_paths:
+            distractors, _, d_skip = encode_files(enc.satellite, distractor_paths, batch_size, "distractor",
+                                                  progress)
+            skipped += d_skip
+        info = enc.info
+    else:
+        from cvmnet_tf import models
+
+        keras_model, info = checkpoints.load_model(checkpoint)
+        sizes = cv_data.ImageSizes(satellite=tuple(info["satellite_size"]), ground=tuple(info["ground_size"]))
+        ds = cv_data.make_pair_dataset(pair_split, sizes, training=False, batch_size=batch_size)
+        total = -(-len(pair_split) // batch_size)
+        sat, grd, index = pair_descriptors(keras_model, ds, total_batches=total, progress=progress)
+        missing = sorted(set(range(len(pair_split))) - set(index.tolist()))
+        skipped = [(i, f"{pair_split.satellite_paths[i]} / {pair_split.ground_paths[i]}") for i in missing]
+        if distractor_paths:
+            encoder = models.satellite_encoder(keras_model)
+            dds = cv_data.make_image_dataset(distractor_paths, sizes.satellite, "satellite", batch_size,
+                                             dataset=dataset)
+            chunks = [np.asarray(encoder(b["image"], training=False), np.float32) for b in dds]
+            if not chunks:
+                raise ValueError(f"--distractor_dir={distractor_dir!r}: no readable image")
+            distractors = np.concatenate(chunks)
+            if len(distractors) != len(distractor_paths):
+                skipped.append((-1, f"{len(distractor_paths) - len(distractors)} distractor image(s)"))
+    _log_skipped(skipped)
+    utm = None if pair_split.utm is None else np.asarray(pair_split.utm, np.float64)[index]
+    return {"satellite": sat, "ground": grd, "index": np.asarray(index, np.int64), "utm": utm,
+            "distractors": distractors, "distractor_paths": distractor_paths, "skipped": skipped,
+            "info": info}
+
+
+def _extract_labelled(checkpoint, enc, split, batch_size, max_queries, progress):
+    import dataclasses
+
+    from cvmnet_tf import data as cv_data
+    from cvmnet_tf.inference import checkpoints
+
+    if max_queries:
+        split = dataclasses.replace(split, query=split.query.subset(range(min(max_queries, len(split.query)))))
+    out, skipped = {"info": None}, []
+    if enc is None:
+        model, info = checkpoints.load_model(checkpoint)
+        sizes = cv_data.ImageSizes(satellite=tuple(info["satellite_size"]), ground=tuple(info["ground_size"]))
+    for side in ("query", "gallery"):
+        images = getattr(split, side)
+        if enc is None:
+            desc, labels, kept = labelled_descriptors(model, images, sizes, batch_size, progress)
+            skipped += [(i, images.paths[i]) for i in sorted(set(range(len(images))) - set(kept.tolist()))]
+        else:
+            desc, labels, kept, side_skipped = _labelled_with_encoder(enc, images, batch_size, progress)
+            skipped += side_skipped
+            info = enc.info
+        out[side], out[f"{side}_labels"] = desc, np.asarray(labels, np.int64)
+    _log_skipped(skipped)
+    out.update(skipped=skipped, info=info, task=split.task)
+    return out
+
+
+def _log_skipped(skipped):
+    if skipped:
+        log.warning("%d item(s) skipped (unreadable or wrong size): %s", len(skipped),
+                    first_items([p for _, p in skipped], 10))
+
+
+def check_result(result: Dict[str, object]) -> None:
+    """Raise ValueError when the descriptors are inconsistent or not finite."""
+    from cvmnet_tf.evaluation.metrics import check_descriptors
+    if "query" in result:
+        for side in ("query", "gallery"):
+            d = check_descriptors(result[side], f"{side} descriptors")
+            if np.asarray(result[f"{side}_labels"]).shape != (d.shape[0],):
+                raise ValueError(f"{side}_labels must have shape ({d.shape[0]},)")
+        if result["query"].shape[1] != result["gallery"].shape[1]:
+            raise ValueError(f"query descriptors have dim {result['query'].shape[1]}, the gallery "
+                             f"{result['gallery'].shape[1]}")
+        return
+    sat = check_descriptors(result["satellite"], "satellite descriptors")
+    grd = check_descriptors(result["ground"], "ground descriptors")
+    if sat.shape != grd.shape:
+        raise ValueError(f"satellite descriptors {sat.shape} and ground descriptors {grd.shape} differ in shape")
+    index = np.asarray(result["index"])
+    if index.shape != (sat.shape[0],):
+        raise ValueError(f"index has shape {index.shape}, expected ({sat.shape[0]},)")
+    if result.get("utm") is not None and np.asarray(result["utm"]).shape != (sat.shape[0], 2):
+        raise ValueError(f"utm has shape {np.asarray(result['utm']).shape}, expected ({sat.shape[0]}, 2)")
+    if result.get("distractors") is not None:
+        d = check_descriptors(result["distractors"], "distractor descriptors")
+        if d.shape[1] != sat.shape[1]:
+            raise ValueError(f"distractor descriptors have dim {d.shape[1]}, the pairs {sat.shape[1]}")
+
+
+def output_paths(prefix: str, result_or_distractors) -> Dict[str, str]:
+    """{kind: path} of the files :func:`write_descriptors` writes for ``result`` (or, for a
+    pair split, a bool: with distractors)."""
+    if isinstance(result_or_distractors, dict) and "query" in result_or_distractors:
+        return {k: f"{prefix}_{k}.npy" for k in ("query", "query_labels", "gallery", "gallery_labels")}
+    with_distractors = (result_or_distractors.get("distractors") is not None
+                        if isinstance(result_or_distractors, dict) else bool(result_or_distractors))
+    paths = {"satellite": f"{prefix}_satellite.npy", "ground": f"{prefix}_ground.npy",
+             "index": f"{prefix}_index.npy", "mat": f"{prefix}.mat"}
+    if with_distractors:
+        paths["distractors"] = f"{prefix}_distractors.npy"
+        paths["distractor_paths"] = f"{prefix}_distractors.txt"
+    return paths
+
+
+def _save_npy(path, array):
+    with open(path, "wb") as f:
+        np.save(f, array)
+
+
+def write_descriptors(prefix: str, result: Dict[str, object]) -> Dict[str, str]:
+    """Write the files of the module docstring; all-or-nothing (temporary names first,
+    renamed once every file is written). Returns {kind: path}."""
+    import scipy.io
+
+    check_result(result)
+    paths = output_paths(prefix, result)
+    with atomic_io.atomic_paths(paths) as tmps:
+        if "query" in result:
+            for key in ("query", "gallery"):
+                _save_npy(tmps[key], np.ascontiguousarray(result[key], np.float32))
+                _save_npy(tmps[f"{key}_labels"], np.asarray(result[f"{key}_labels"], np.int64))
+            return paths
+        for key in ("satellite", "ground", "distractors"):
+            if key in paths:
+                _save_npy(tmps[key], np.ascontiguousarray(result[key], np.float32))
+        _save_npy(tmps["index"], np.asarray(result["index"], np.int64))
+        mat = {"sat_global_descriptor": np.asarray(result["satellite"], np.float32),
+               "grd_global_descriptor": np.asarray(result["ground"], np.float32)}
+        if result.get("utm") is not None:
+            mat["utm"] = np.asarray(result["utm"], np.float64)
+        with open(tmps["mat"], "wb") as f:
+            scipy.io.savemat(f, mat)
+        if "distractor_paths" in paths:
+            with open(tmps["distractor_paths"], "w", encoding="utf-8") as f:
+                f.write("".join(p + "\n" for p in result["distractor_paths"]))
+    return paths
+
+
+# ------------------------------------------------------------------ descriptor files (read)
+def read_npy(path: str, what: str) -> np.ndarray:
+    """A ``.npy`` array (no pickles); ValueError naming ``what`` (e.g. the flag) and the file."""
+    import os
+
+    if not os.path.isfile(path):
+        raise ValueError(f"{what}: file not found: {path}")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{what}: cannot read {path} as .npy: {exc}") from exc
+
+
+def read_oricnn_mat(path: str, what: str = "--descriptors_mat"):
+    """(ground, satellite) descriptors of an OriCNN-style ``.mat`` (``grd_global_descriptor``,
+    ``sat_global_descriptor``, as :func:`write_descriptors` writes); ValueError otherwise."""
+    import os
+
+    if not os.path.isfile(path):
+        raise ValueError(f"{what}: file not found: {path}")
+    from scipy.io import loadmat
+
+    try:
+        mat = loadmat(path)
+    except (OSError, ValueError, NotImplementedError) as exc:
+        raise ValueError(f"{what}: cannot read {path} (MATLAB v7.3 files are not supported): {exc}") from exc
+    missing = [k for k in ("grd_global_descriptor", "sat_global_descriptor") if k not in mat]
+    if missing:
+        raise ValueError(f"{what}: {path} lacks {missing}; found {sorted(k for k in mat if not k.startswith('__'))}")
+    return mat["grd_global_descriptor"], mat["sat_global_descriptor"]
+
+
+def read_utm(path: str, what: str) -> np.ndarray:
+    """(N, 2) positions in metres from ``.npy`` or text (``.csv``: comma separated)."""
+    import os
+
+    if path.endswith(".npy"):
+        return read_npy(path, what)
+    if not os.path.isfile(path):
+        raise ValueError(f"{what}: file not found: {path}")
+    try:
+        return np.loadtxt(path, delimiter="," if path.endswith(".csv") else None, ndmin=2)
+    except ValueError as exc:
+        raise ValueError(f"{what}: cannot parse {path} as (N, 2) numbers: {exc}") from exc
