@@ -128,7 +128,7 @@ def main():
           f"{2 * args.num * args.dim * 4 / 2**30:.2f} GiB), threads: "
           f"{os.environ.get('OMP_NUM_THREADS', 'default')}, cpus: {os.cpu_count()}")
     q, d = make_descriptors(args.num, args.dim)
-    b = metrics._resolve_block_size(args.block_size, args.num, args.num)
+    b = metrics.resolve_block_size(args.block_size, args.num, args.num)
     k1 = metrics.top_percent_k(args.num)
     print(f"block_size {b} query rows; top-1% K = {k1}")
 

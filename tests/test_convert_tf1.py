@@ -8,7 +8,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from cvmnet_tf import convert_tf1  # noqa: E402
+from cvmnet_tf.inference import tf1 as convert_tf1  # noqa: E402
 
 SAT, GRD, K, DIM, D = (32, 32), (16, 64), 4, 16, 512
 VGG = [("conv1_1", 3, 64), ("conv1_2", 64, 64), "pool", ("conv2_1", 64, 128), ("conv2_2", 128, 128), "pool",
@@ -191,7 +191,7 @@ def test_mismatch_and_missing_and_other_model_are_clear_errors(tmp_path):
 
 def test_cli_reports_error_without_output(tmp_path):
     out_file = tmp_path / "x.keras"
-    proc = subprocess.run([sys.executable, "-m", "cvmnet_tf.convert_tf1", f"--checkpoint={tmp_path}/missing.ckpt",
+    proc = subprocess.run([sys.executable, "-m", "cvmnet_tf.convert_tf1", f"--tf1_checkpoint={tmp_path}/missing.ckpt",
                            "--model=cvm_net_i", f"--output={out_file}"],
                           capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)),
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), timeout=120)

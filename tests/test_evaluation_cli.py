@@ -66,7 +66,7 @@ def test_cli_writes_metrics_json_and_outputs(tmp_path):
     out = tmp_path / "metrics.json"
     r = _run_cli("--query", str(tmp_path / "q.npy"), "--database", str(tmp_path / "d.npy"),
                  "--distractors", str(tmp_path / "x.npy"), "--query_utm", str(tmp_path / "uq.npy"),
-                 "--database_utm", str(tmp_path / "ud.npy"), "--output_json", str(out),
+                 "--database_utm", str(tmp_path / "ud.npy"), "--output", str(out),
                  "--top_k_plot", str(tmp_path / "curve.png"), "--compare_model", "cvm_net_i",
                  "--compare_dataset", "cvusa", "--comparison_md", str(tmp_path / "table.md"), "--block_size", "17")
     assert r.returncode == 0, r.stderr
@@ -99,7 +99,7 @@ def test_cli_reads_oricnn_mat(tmp_path):
     q = rng.standard_normal((30, 6)).astype(np.float32)
     d = q + 0.5 * rng.standard_normal((30, 6)).astype(np.float32)
     savemat(tmp_path / "desc.mat", {"grd_global_descriptor": q, "sat_global_descriptor": d})
-    r = _run_cli("--descriptors_mat", str(tmp_path / "desc.mat"), "--output_json", str(tmp_path / "m.json"),
+    r = _run_cli("--descriptors_mat", str(tmp_path / "desc.mat"), "--output", str(tmp_path / "m.json"),
                  "--ks", "1,2")
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "m.json").read_text())
@@ -122,7 +122,7 @@ def test_cli_errors_without_output(tmp_path, case, message):
     np.save(tmp_path / "d.npy", d)
     out = tmp_path / "metrics.json"
     r = _run_cli("--query", str(tmp_path / "q.npy"), "--database", str(tmp_path / "d.npy"),
-                 "--output_json", str(out), "--top_k_plot", str(tmp_path / "c.png"))
+                 "--output", str(out), "--top_k_plot", str(tmp_path / "c.png"))
     assert r.returncode != 0
     assert message in r.stderr
     if case == "nan":
@@ -160,7 +160,7 @@ def test_cli_labelled_recall_and_ap_with_distractors(tmp_path):
     r = _run_cli("--query", str(tmp_path / "q.npy"), "--database", str(tmp_path / "g.npy"),
                  "--distractors", str(tmp_path / "x.npy"), "--query_labels", str(tmp_path / "ql.npy"),
                  "--database_labels", str(tmp_path / "gl.npy"), "--ks", "1,3,10", "--block_size", "7",
-                 "--output_json", str(out), "--top_k_plot", str(tmp_path / "curve.png"),
+                 "--output", str(out), "--top_k_plot", str(tmp_path / "curve.png"),
                  "--compare_dataset", "university1652", "--compare_task", "drone_to_satellite",
                  "--compare_model", "cvm_net_i", "--comparison_md", str(tmp_path / "t.md"))
     assert r.returncode == 0, r.stderr
@@ -191,7 +191,7 @@ def test_cli_labelled_errors_without_output(tmp_path, case, message):
     gl = np.array([0, 1, 2, 3, 0, 1, 2, -1])
     np.save(tmp_path / "gl.npy", gl[:7] if case == "glen" else gl)
     args = ["--query", str(tmp_path / "q.npy"), "--database", str(tmp_path / "g.npy"),
-            "--query_labels", str(tmp_path / "ql.npy"), "--output_json", str(tmp_path / "m.json")]
+            "--query_labels", str(tmp_path / "ql.npy"), "--output", str(tmp_path / "m.json")]
     if case != "one":
         args += ["--database_labels", str(tmp_path / "gl.npy")]
     r = _run_cli(*args)

@@ -10,7 +10,9 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from cvmnet_tf import export, models  # noqa: E402
+from cvmnet_tf import models  # noqa: E402
+from cvmnet_tf.inference import serving  # noqa: E402
+from cvmnet_tf.inference.checkpoints import CheckpointError, load_model  # noqa: E402
 from cvmnet_tf.data import preprocessing as pp  # noqa: E402
 from cvmnet_tf.training import checkpoints  # noqa: E402
 
@@ -36,7 +38,7 @@ def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     ckpt, model = make_checkpoint(root / "run")
     out = str(root / "saved")
-    info = export.export_saved_model(ckpt, out)
+    info = serving.export_saved_model(ckpt, out)
     return ckpt, model, out, info
 
 
@@ -44,7 +46,7 @@ def test_export_layout_and_info(exported):
     ckpt, model, out, info = exported
     assert os.path.isfile(os.path.join(out, "saved_model.pb"))
     assert not [p for p in os.listdir(os.path.dirname(out)) if ".tmp-" in p]
-    with open(os.path.join(out, export.EXPORT_INFO_FILE)) as f:
+    with open(os.path.join(out, serving.EXPORT_INFO_FILE)) as f:
         saved = json.load(f)
     assert saved["model"] == "cvm_net_i" and saved["dataset"] == "cvact"  # from state.json
     assert saved["satellite_size"] == list(SAT) and saved["ground_size"] == list(GRD)
@@ -96,8 +98,8 @@ def test_saved_model_loads_without_package_and_matches_keras(exported, tmp_path)
 def test_cvusa_exact_size_passes_unchanged_and_bgr(tmp_path):
     """dataset=cvusa: a panorama of the model's size is not resized; channel order BGR."""
     ckpt, model = make_checkpoint(tmp_path / "run", dataset="cvusa", seed=1)
-    loaded_model, info = export.load_model(ckpt)
-    module = export.make_serving_module(loaded_model, info["satellite_size"], info["ground_size"], "cvusa")
+    loaded_model, info = load_model(ckpt)
+    module = serving.make_serving_module(loaded_model, info["satellite_size"], info["ground_size"], "cvusa")
     rng = np.random.default_rng(1)
     grd = rng.integers(0, 256, (2,) + GRD + (3,), dtype=np.uint8)
     got = module.ground(tf.constant(grd))["descriptor"].numpy()
@@ -112,11 +114,11 @@ def test_cvusa_exact_size_passes_unchanged_and_bgr(tmp_path):
 
 def test_bad_checkpoints_leave_no_output(tmp_path):
     out = str(tmp_path / "saved")
-    with pytest.raises(export.ModelLoadError, match="does not exist"):
-        export.export_saved_model(str(tmp_path / "nope"), out)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        serving.export_saved_model(str(tmp_path / "nope"), out)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(export.ModelLoadError, match="model.keras is missing"):
-        export.export_saved_model(str(tmp_path / "empty"), out)
+    with pytest.raises(CheckpointError, match="model.keras is missing"):
+        serving.export_saved_model(str(tmp_path / "empty"), out)
     # A checkpoint whose state.json belongs to another model.
     ckpt, _ = make_checkpoint(tmp_path / "run", seed=2)
     state_file = os.path.join(ckpt, "state.json")
@@ -125,15 +127,15 @@ def test_bad_checkpoints_leave_no_output(tmp_path):
     state["config"]["model"] = "cvm_net_ii"
     with open(state_file, "w") as f:
         json.dump(state, f)
-    with pytest.raises(export.ModelLoadError, match="cvm_net_ii"):
-        export.export_saved_model(ckpt, out)
+    with pytest.raises(CheckpointError, match="cvm_net_ii"):
+        serving.export_saved_model(ckpt, out)
     # A Keras model that is not a two-branch cvmnet_tf model.
     import keras
     inp = keras.Input((4,))
     keras.Model(inp, keras.layers.Dense(2)(inp), name="other").save(str(tmp_path / "other.keras"))
-    with pytest.raises(export.ModelLoadError, match="not a cvmnet_tf two-branch model"):
-        export.export_saved_model(str(tmp_path / "other.keras"), out)
+    with pytest.raises(CheckpointError, match="not a cvmnet_tf two-branch model"):
+        serving.export_saved_model(str(tmp_path / "other.keras"), out)
     with pytest.raises(ValueError, match="--dataset"):
-        export.export_saved_model(ckpt, out, dataset="kitti")
+        serving.export_saved_model(ckpt, out, dataset="kitti")
     assert not os.path.exists(out)
     assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p]

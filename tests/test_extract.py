@@ -9,7 +9,9 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from cvmnet_tf import export, extract  # noqa: E402
+from cvmnet_tf.inference import descriptors as extract  # noqa: E402
+from cvmnet_tf.inference import serving  # noqa: E402
+from cvmnet_tf.inference.checkpoints import CheckpointError  # noqa: E402
 from cvmnet_tf.data import load_split  # noqa: E402
 from cvmnet_tf.data import preprocessing as pp  # noqa: E402
 from cvmnet_tf.data.synthetic import write_dataset  # noqa: E402
@@ -49,7 +51,7 @@ def _reference(model, split):
 def test_cli_writes_descriptor_files_matching_reference(setup):
     root, data, split, distractors, ckpt, model = setup
     prefix = str(root / "out" / "val")
-    proc = subprocess.run([sys.executable, "-m", "cvmnet_tf.extract", f"--model={ckpt}", "--dataset=cvact",
+    proc = subprocess.run([sys.executable, "-m", "cvmnet_tf.extract", f"--checkpoint={ckpt}", "--dataset=cvact",
                            f"--data_dir={data}", "--split=val", f"--output={prefix}", "--batch_size=2",
                            f"--distractor_dir={distractors}"],
                           cwd=REPO, capture_output=True, text=True, timeout=300,
@@ -77,7 +79,7 @@ def test_cli_writes_descriptor_files_matching_reference(setup):
 def test_saved_model_path_gives_the_same_descriptors(setup):
     root, data, split, distractors, ckpt, model = setup
     saved = str(root / "saved")
-    export.export_saved_model(ckpt, saved)
+    serving.export_saved_model(ckpt, saved)
     res = extract.extract_descriptors(saved, "cvact", data, "val", batch_size=3, distractor_dir=distractors,
                                       progress=False)
     ref_sat, ref_grd = _reference(model, split)
@@ -104,7 +106,7 @@ def test_bad_input_writes_nothing(setup, tmp_path):
     with pytest.raises(ValueError, match="utm"):
         extract.write_descriptors(prefix, dict(good, utm=np.ones((3, 3))))
     assert os.listdir(tmp_path) == []
-    with pytest.raises(export.ModelLoadError, match="model.keras is missing"):
+    with pytest.raises(CheckpointError, match="model.keras is missing"):
         extract.extract_descriptors(str(tmp_path), "cvact", data, "val", progress=False)
     with pytest.raises(ValueError, match="--dataset"):
         extract.extract_descriptors(ckpt, "kitti", data, "val", progress=False)

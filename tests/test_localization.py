@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cvmnet_tf import localization as loc
+from cvmnet_tf.evaluation import localization as loc
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 E0, N0, MPP, H, W = 500000.0, 4000000.0, 2.0, 120, 160
@@ -145,7 +145,7 @@ def test_cli_on_synthetic_map_with_random_model(tmp_path):
                      ground_size=(16, 64))
     ckpt, _ = make_checkpoint(tmp_path / "run", dataset="cvusa", seed=5)
     out = str(tmp_path / "out")
-    proc = subprocess.run([sys.executable, "-m", "cvmnet_tf.localization", f"--model={ckpt}",
+    proc = subprocess.run([sys.executable, "-m", "cvmnet_tf.localization", f"--checkpoint={ckpt}",
                            f"--map_dir={mdir}", "--stride_m=20", "--tile_m=60", f"--output_dir={out}",
                            "--thresholds_m=25,50,100", "--batch_size=16", "--num_heatmaps=1"],
                           cwd=REPO, capture_output=True, text=True, timeout=300,

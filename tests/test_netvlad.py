@@ -1,6 +1,5 @@
 """NetVLAD layer against an independent NumPy implementation of the LOUPE math."""
 import math
-import os
 
 import numpy as np
 import pytest

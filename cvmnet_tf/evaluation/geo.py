@@ -27,7 +27,9 @@ from cvmnet_tf.evaluation import metrics
 
 __all__ = [
     "DEFAULT_GEO_THRESHOLD_M",
+    "DEFAULT_LOCALIZATION_THRESHOLDS_M",
     "check_utm",
+    "errors_from_best",
     "geo_ranks",
     "geo_recall",
     "localization_errors",
@@ -38,6 +40,8 @@ __all__ = [
 
 #: OriCNN RecallGeo.m threshold (metres); a 25 m value in its loaders is not used there.
 DEFAULT_GEO_THRESHOLD_M = 5.0
+#: Distances (metres) of the localization recall (paper Fig. 8 spans 0..1000 m).
+DEFAULT_LOCALIZATION_THRESHOLDS_M = (25.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
 
 
 def check_utm(utm, num_rows: int, name: str) -> np.ndarray:
@@ -109,11 +113,11 @@ def geo_ranks(query, database, query_utm, database_utm, threshold_m: float = DEF
       int64 (Nq,); Ndb for a query with no database row within the threshold.
       A query is a geo hit at K when its geo rank < K.
     """
-    query, database = metrics._check_pair(query, database)
+    query, database = metrics.check_descriptor_pair(query, database)
     q_utm = check_utm(query_utm, query.shape[0], "query_utm")
     d_utm = check_utm(database_utm, database.shape[0], "database_utm")
     near = near_sets(q_utm, d_utm, threshold_m)
-    return metrics._scan(query, database, true_index=np.zeros(query.shape[0], np.int64),
+    return metrics.scan_ranks(query, database, true_index=np.zeros(query.shape[0], np.int64),
                          block_size=block_size, near=near, split_distractors=False).geo
 
 
@@ -140,10 +144,10 @@ def localization_errors(query, database, query_utm, database_utm,
       (best_index int64 (Nq,), error_m float64 (Nq,)): the most similar database
       row (lowest index on ties) and its UTM distance to the query in metres.
     """
-    query, database = metrics._check_pair(query, database)
+    query, database = metrics.check_descriptor_pair(query, database)
     q_utm = check_utm(query_utm, query.shape[0], "query_utm")
     d_utm = check_utm(database_utm, database.shape[0], "database_utm")
-    best = metrics._scan(query, database, true_index=np.zeros(query.shape[0], np.int64),
+    best = metrics.scan_ranks(query, database, true_index=np.zeros(query.shape[0], np.int64),
                          block_size=block_size, want_best=True, split_distractors=False).best_index
     return best, errors_from_best(best, q_utm, d_utm)
 
@@ -166,13 +170,20 @@ def recall_at_distance(errors_m, thresholds_m: Sequence[float]) -> np.ndarray:
     return np.searchsorted(e_sorted, t, side="right") / e.size
 
 
-def localization_summary(errors_m, thresholds_m: Sequence[float] = (25, 50, 100, 200, 500, 1000)
-                         ) -> Dict[str, float]:
-    """{"localization/mean_error_m", "localization/median_error_m",
-    "localization/recall@<d>m" (fractions)} from per-query errors in metres."""
+def localization_summary(errors_m, thresholds_m: Sequence[float] = DEFAULT_LOCALIZATION_THRESHOLDS_M,
+                         prefix: str = "localization/") -> Dict[str, float]:
+    """Localization figures from per-query errors in metres (the one summary of the package:
+    ``cvmnet-evaluate`` with UTM files and ``cvmnet-localize`` both report it).
+
+    Returns ``{prefix + key}`` for "recall@<d>m" (fraction of queries with error <= d, one
+    per threshold), "mean_error_m", "median_error_m", "max_error_m" and "num_queries".
+    Raises ValueError for empty / non-finite errors or bad thresholds.
+    """
     e = np.asarray(errors_m, np.float64)
+    if e.ndim != 1 or e.size == 0 or not np.isfinite(e).all():
+        raise ValueError("errors_m must be a non-empty 1-D array of finite metres")
     rec = recall_at_distance(e, thresholds_m)
-    out = {"localization/mean_error_m": float(e.mean()), "localization/median_error_m": float(np.median(e))}
-    for d, r in zip(thresholds_m, rec):
-        out[f"localization/recall@{float(d):g}m"] = float(r)
+    out = {f"{prefix}recall@{float(d):g}m": float(r) for d, r in zip(thresholds_m, rec)}
+    out.update({f"{prefix}mean_error_m": float(e.mean()), f"{prefix}median_error_m": float(np.median(e)),
+                f"{prefix}max_error_m": float(e.max()), f"{prefix}num_queries": int(e.size)})
     return out

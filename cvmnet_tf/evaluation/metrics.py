@@ -33,6 +33,11 @@ __all__ = [
     "TOP_PERCENT_RULES",
     "RankResult",
     "check_descriptors",
+    "check_descriptor_pair",
+    "check_positive_int",
+    "resolve_block_size",
+    "similarity_blocks",
+    "scan_ranks",
     "compute_ranks",
     "evaluate_retrieval",
     "recall_at_k",
@@ -94,7 +99,8 @@ def check_descriptors(x, name: str, *, chunk_rows: int = 8192) -> np.ndarray:
     return arr
 
 
-def _check_pair(query, database, query_name="query", database_name="database"):
+def check_descriptor_pair(query, database, query_name="query", database_name="database"):
+    """Both descriptor arrays checked (:func:`check_descriptors`) and of the same dim."""
     query = check_descriptors(query, query_name)
     database = check_descriptors(database, database_name)
     if query.shape[1] != database.shape[1]:
@@ -122,7 +128,9 @@ def _check_true_index(true_index, num_query: int, num_database: int, database_na
     return idx.astype(np.int64)
 
 
-def _resolve_block_size(block_size, num_query: int, num_database: int) -> int:
+def resolve_block_size(block_size, num_query: int, num_database: int) -> int:
+    """Query rows per block: ``block_size`` checked, or (None) about
+    :data:`DEFAULT_BLOCK_BYTES` of float32 similarities (16 .. 4096 rows)."""
     if block_size is None:
         block_size = DEFAULT_BLOCK_BYTES // (4 * max(num_database, 1))
         block_size = max(16, min(block_size, 4096))
@@ -172,16 +180,34 @@ def _count_greater_rows(block: np.ndarray, thresholds: np.ndarray, buf: np.ndarr
     return np.count_nonzero(buf, axis=1).astype(np.int64)
 
 
-def _scan(query: np.ndarray, database: np.ndarray, *, true_index=None, block_size=None,
-          satellite_to_ground: bool = False, near=None, want_best: bool = False,
-          split_distractors: bool = True) -> RankResult:
-    """One blocked pass over the (Nq, Ndb) similarity matrix; inputs already checked.
+def similarity_blocks(query: np.ndarray, database: np.ndarray, block_size: int):
+    """Yield ``(start, stop, s)`` over blocks of query rows: ``s`` float32 (stop - start,
+    Ndb) = ``query[start:stop] @ database.T``, written into ONE reused buffer (valid until
+    the next block; callers may modify it in place). Inputs: checked float32 arrays;
+    ``block_size``: rows per block (see :func:`resolve_block_size`)."""
+    nq, ndb = query.shape[0], database.shape[0]
+    sim = np.empty((min(block_size, max(nq, 1)), ndb), np.float32)
+    db_t = database.T
+    for start in range(0, nq, block_size):
+        stop = min(start + block_size, nq)
+        s = sim[:stop - start]
+        np.matmul(query[start:stop], db_t, out=s)
+        yield start, stop, s
 
-    ``near``: optional (indptr (Nq+1,), indices) CSR lists of database rows
-    within the geo threshold of each query.
+
+def scan_ranks(query: np.ndarray, database: np.ndarray, *, true_index=None, block_size=None,
+               satellite_to_ground: bool = False, near=None, want_best: bool = False,
+               split_distractors: bool = True) -> RankResult:
+    """Every rank of :class:`RankResult` from ONE blocked pass over the (Nq, Ndb) similarity
+    matrix; inputs already checked (:func:`check_descriptor_pair`).
+
+    ``true_index``: database row of each query's true match (None: row i);
+    ``near``: optional (indptr (Nq+1,), indices) CSR lists of database rows within the geo
+    threshold of each query; ``want_best``: also the most similar row per query;
+    ``split_distractors``: also the ranks over the first Nq database rows only.
     """
     nq, ndb = query.shape[0], database.shape[0]
-    b = _resolve_block_size(block_size, nq, ndb)
+    b = resolve_block_size(block_size, nq, ndb)
     ranks = np.empty(nq, np.int64)
     ranks_true_only = np.empty(nq, np.int64) if (split_distractors and true_index is None and ndb > nq) else None
     geo = np.empty(nq, np.int64) if near is not None else None
@@ -193,14 +219,9 @@ def _scan(query: np.ndarray, database: np.ndarray, *, true_index=None, block_siz
         # the matrix-product value so that an item never outranks itself.
         col_threshold = np.einsum("ij,ij->i", query, database[:nq]).astype(np.float32)
         s2g = np.zeros(nq, np.int64)
-    sim = np.empty((b, ndb), np.float32)
     flags = np.empty((b, ndb), np.bool_)
-    db_t = database.T
-    for start in range(0, nq, b):
-        stop = min(start + b, nq)
+    for start, stop, s in similarity_blocks(query, database, b):
         m = stop - start
-        s = sim[:m]
-        np.matmul(query[start:stop], db_t, out=s)
         rows = np.arange(m)
         cols = np.arange(start, stop) if true_index is None else true_index[start:stop]
         t = s[rows, cols]
@@ -256,9 +277,9 @@ def retrieval_ranks(query, database, true_index=None, block_size: Optional[int] 
     Returns:
       int64 (Nq,) ranks; 0 means the true match is (jointly) the most similar.
     """
-    query, database = _check_pair(query, database)
+    query, database = check_descriptor_pair(query, database)
     idx = _check_true_index(true_index, query.shape[0], database.shape[0])
-    return _scan(query, database, true_index=idx, block_size=block_size, split_distractors=False).ground_to_satellite
+    return scan_ranks(query, database, true_index=idx, block_size=block_size, split_distractors=False).ground_to_satellite
 
 
 def _check_ranks(ranks) -> np.ndarray:
@@ -270,7 +291,8 @@ def _check_ranks(ranks) -> np.ndarray:
     return r
 
 
-def _check_k(k, name="k") -> int:
+def check_positive_int(k, name="k") -> int:
+    """``k`` as a positive int (K of recall@K, block sizes); ValueError naming ``name``."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"{name} must be a positive integer; got {k!r}")
     return int(k)
@@ -279,7 +301,7 @@ def _check_k(k, name="k") -> int:
 def recall_at_k(ranks, k: int) -> float:
     """Fraction (0..1) of queries whose true match is in the top k (rank < k)."""
     r = _check_ranks(ranks)
-    return float(np.count_nonzero(r < _check_k(k)) / r.size)
+    return float(np.count_nonzero(r < check_positive_int(k)) / r.size)
 
 
 def top_percent_k(num_database: int, percent: float = 1.0, rule: str = "cvm_net") -> int:
@@ -317,7 +339,7 @@ def recall_at_top_percent(ranks, num_database: int, percent: float = 1.0, rule: 
 def top_k_curve(ranks, max_k: int) -> np.ndarray:
     """Recall (fraction) at k = 1..max_k as float64 (max_k,) (paper Fig. 5/6)."""
     r = _check_ranks(ranks)
-    max_k = _check_k(max_k, "max_k")
+    max_k = check_positive_int(max_k, "max_k")
     hist = np.bincount(np.minimum(r, max_k), minlength=max_k + 1)[:max_k]
     return np.cumsum(hist) / r.size
 
@@ -334,14 +356,14 @@ def top_k_indices(query, database, k: int, rows: Optional[Sequence[int]] = None,
     Returns:
       int64 (len(rows), k); ties broken by the lower database index.
     """
-    query, database = _check_pair(query, database)
-    k = _check_k(k)
+    query, database = check_descriptor_pair(query, database)
+    k = check_positive_int(k)
     if k > database.shape[0]:
         raise ValueError(f"k={k} exceeds the database size {database.shape[0]}")
     rows = np.arange(query.shape[0]) if rows is None else np.asarray(rows, np.int64)
     if rows.size and (rows.min() < 0 or rows.max() >= query.shape[0]):
         raise ValueError(f"rows must lie in [0, {query.shape[0]})")
-    b = _resolve_block_size(block_size, max(len(rows), 1), database.shape[0])
+    b = resolve_block_size(block_size, max(len(rows), 1), database.shape[0])
     out = np.empty((len(rows), k), np.int64)
     for start in range(0, len(rows), b):
         s = query[rows[start:start + b]] @ database.T
@@ -361,7 +383,7 @@ def summarize_ranks(result: RankResult, ks: Iterable[int] = (1, 5, 10), percent:
     "geo/recall@<percent>%" for the geo ranks. Plus "num_query",
     "num_database", "top_percent_k".
     """
-    ks = [_check_k(k, "ks") for k in ks]
+    ks = [check_positive_int(k, "ks") for k in ks]
     pct_key = f"recall@{percent:g}%"
     out: Dict[str, float] = {"num_query": result.num_query, "num_database": result.num_database,
                              "top_percent_k": top_percent_k(result.num_database, percent)}
@@ -378,7 +400,7 @@ def summarize_ranks(result: RankResult, ks: Iterable[int] = (1, 5, 10), percent:
     if result.satellite_to_ground is not None:
         add("satellite_to_ground/", result.satellite_to_ground, result.num_query)
     if result.geo is not None:
-        for k in (ks if geo_ks is None else [_check_k(k, "geo_ks") for k in geo_ks]):
+        for k in (ks if geo_ks is None else [check_positive_int(k, "geo_ks") for k in geo_ks]):
             out[f"geo/recall@{k}"] = recall_at_k(result.geo, k)
         out[f"geo/{pct_key}"] = recall_at_top_percent(result.geo, result.num_database, percent)
     return out
@@ -393,7 +415,7 @@ def compute_ranks(query, database, *, directions: Sequence[str] = (GROUND_TO_SAT
     CSR neighbour structure from :func:`cvmnet_tf.evaluation.geo.near_sets`.
     """
     directions = _check_directions(directions)
-    query, database = _check_pair(query, database, query_name, database_name)
+    query, database = check_descriptor_pair(query, database, query_name, database_name)
     _check_true_index(None, query.shape[0], database.shape[0], database_name)
     if near is not None:
         indptr, indices = near
@@ -401,7 +423,7 @@ def compute_ranks(query, database, *, directions: Sequence[str] = (GROUND_TO_SAT
             raise ValueError(f"near: indptr must have {query.shape[0] + 1} entries; got {len(indptr)}")
         if len(indices) and (indices.min() < 0 or indices.max() >= database.shape[0]):
             raise ValueError("near: database indices out of range")
-    return _scan(query, database, block_size=block_size,
+    return scan_ranks(query, database, block_size=block_size,
                  satellite_to_ground=SATELLITE_TO_GROUND in directions, near=near, want_best=want_best)
 
 

@@ -53,7 +53,8 @@ from typing import Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
-from cvmnet_tf.evaluation.metrics import _check_k, _resolve_block_size, check_descriptors
+from cvmnet_tf.evaluation.metrics import (check_descriptor_pair, check_positive_int,
+                                         resolve_block_size, similarity_blocks)
 
 __all__ = [
     "DISTRACTOR_LABEL",
@@ -114,11 +115,7 @@ def check_labels(labels, num_rows: int, name: str, *, allow_distractors: bool) -
 
 
 def _prepare(query, gallery, query_labels, gallery_labels, query_name, gallery_name):
-    query = check_descriptors(query, query_name)
-    gallery = check_descriptors(gallery, gallery_name)
-    if query.shape[1] != gallery.shape[1]:
-        raise ValueError(f"descriptor dimensions differ: {query_name} has dim {query.shape[1]}, "
-                         f"{gallery_name} has dim {gallery.shape[1]}")
+    query, gallery = check_descriptor_pair(query, gallery, query_name, gallery_name)
     ql = check_labels(query_labels, query.shape[0], f"{query_name} labels", allow_distractors=False)
     gl = check_labels(gallery_labels, gallery.shape[0], f"{gallery_name} labels", allow_distractors=True)
     # Gallery rows grouped by label: order[lo:hi] are the rows of one label.
@@ -203,14 +200,9 @@ def match_positions(query, gallery, query_labels, gallery_labels, block_size: Op
     indptr = np.zeros(nq + 1, np.int64)
     np.cumsum(counts_all, out=indptr[1:])
     positions = np.empty(int(indptr[-1]), np.int64)
-    b = _resolve_block_size(block_size, nq, ng)
-    sim = np.empty((b, ng), np.float32)
+    b = resolve_block_size(block_size, nq, ng)
     buf = np.empty((b, ng), np.bool_)
-    gallery_t = gallery.T
-    for start in range(0, nq, b):
-        stop = min(start + b, nq)
-        s = sim[:stop - start]
-        np.matmul(query[start:stop], gallery_t, out=s)
+    for start, stop, s in similarity_blocks(query, gallery, b):
         counts = counts_all[start:stop]
         # Gallery columns of the matches, row by row: order[lo[i]:hi[i]].
         offs = np.repeat(lo[start:stop] - (np.cumsum(counts) - counts), counts)
@@ -303,7 +295,7 @@ def labelled_retrieval(query, gallery, query_labels, gallery_labels, ks: Iterabl
       ValueError for bad descriptors (NaN/inf, shape, dim mismatch), bad
       labels (length, dtype, negative) or queries without a true match.
     """
-    ks = [_check_k(k, "ks") for k in ks]
+    ks = [check_positive_int(k, "ks") for k in ks]
     indptr, positions = match_positions(query, gallery, query_labels, gallery_labels, block_size,
                                         query_name=query_name, gallery_name=gallery_name)
     return summarize_positions(indptr, positions, ks, gallery_labels)
@@ -317,7 +309,7 @@ def summarize_positions(indptr, positions, ks: Iterable[int], gallery_labels) ->
       ks: the K of recall@K.
       gallery_labels: int (Ng,) gallery labels (for "num_gallery" / "num_distractors").
     """
-    ks = [_check_k(k, "ks") for k in ks]
+    ks = [check_positive_int(k, "ks") for k in ks]
     indptr, positions = _check_csr(indptr, positions)
     gallery_labels = np.asarray(gallery_labels)
     first = positions[indptr[:-1]]

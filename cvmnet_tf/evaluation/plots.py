@@ -6,6 +6,7 @@
   match framed in green, others in red (paper Fig. 9).
 - :func:`plot_recall_vs_distance`: localization recall (%) versus distance
   threshold in metres (paper Fig. 8).
+- :func:`plot_heatmap`: exp(similarity) of every map tile over the map (paper Fig. 10).
 
 Every function writes ``<path>.tmp-<pid>`` and renames it over ``path``, draws
 on a ``matplotlib.figure.Figure`` (no pyplot global state) and produces an image
@@ -20,7 +21,7 @@ import numpy as np
 
 from cvmnet_tf.utils import atomic_io
 
-__all__ = ["plot_top_k_curve", "plot_retrieval_examples", "plot_recall_vs_distance"]
+__all__ = ["plot_top_k_curve", "plot_retrieval_examples", "plot_recall_vs_distance", "plot_heatmap"]
 
 ImageLike = Union[str, os.PathLike, np.ndarray]
 _DPI = 100
@@ -44,6 +45,19 @@ def _save(fig, path) -> str:
     with atomic_io.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=_DPI)
     return path
+
+
+def _finish_percent_axes(fig, ax, path, xlabel, ylabel, title) -> str:
+    """Labels, a 0..100 % y axis, grid, legend and title; then save the figure to ``path``."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 100)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return _save(fig, path)
 
 
 def plot_top_k_curve(curves: Mapping[str, Sequence[float]], path, title: Optional[str] = None,
@@ -72,15 +86,7 @@ def plot_top_k_curve(curves: Mapping[str, Sequence[float]], path, title: Optiona
         ax.plot(np.arange(1, c.size + 1), 100.0 * c, label=str(label))
     if top_percent_k is not None:
         ax.axvline(top_percent_k, color="gray", linestyle="--", linewidth=1, label=f"top-1% (K={top_percent_k})")
-    ax.set_xlabel("K (top-K retrieved satellite images)")
-    ax.set_ylabel("Recall (%)")
-    ax.set_ylim(0, 100)
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right")
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    return _save(fig, path)
+    return _finish_percent_axes(fig, ax, path, "K (top-K retrieved satellite images)", "Recall (%)", title)
 
 
 def _load_image(img: ImageLike, what: str) -> np.ndarray:
@@ -177,11 +183,46 @@ def plot_recall_vs_distance(thresholds_m: Sequence[float], recalls: Sequence[flo
     if reference is not None:
         ax.plot([reference[0]], [100.0 * reference[1]], marker="*", markersize=12, linestyle="none",
                 label="paper")
-    ax.set_xlabel("distance threshold (m)")
-    ax.set_ylabel("queries localized within threshold (%)")
-    ax.set_ylim(0, 100)
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right")
+    return _finish_percent_axes(fig, ax, path, "distance threshold (m)", "queries localized within threshold (%)",
+                                title)
+
+
+def plot_heatmap(geo, grid, similarity_map: np.ndarray, path: str, *,
+                 true_utm=None, predicted_utm=None, title: Optional[str] = None,
+                 size_px=(900, 700)) -> str:
+    """Paper Fig. 10: exp(similarity) of every tile (min-max scaled) over the map (PNG).
+
+    ``geo``, ``grid``: a :class:`~cvmnet_tf.evaluation.geomap.GeoMap` and its
+    :class:`~cvmnet_tf.evaluation.geomap.TileGrid`; ``similarity_map``: (rows, cols);
+    ``true_utm`` / ``predicted_utm``: (easting, northing) metres to mark.
+    """
+    sim = np.asarray(similarity_map, np.float64)
+    if sim.shape != (grid.rows, grid.cols):
+        raise ValueError(f"similarity map shape {sim.shape} != tile grid ({grid.rows}, {grid.cols})")
+    heat = np.exp(sim - sim.max())
+    heat = (heat - heat.min()) / max(heat.max() - heat.min(), 1e-12)
+    m = geo.metres_per_pixel
+    h, w = geo.image.shape[:2]
+    extent = (geo.origin_easting, geo.origin_easting + w * m, geo.origin_northing - h * m, geo.origin_northing)
+    c = grid.centres(np.array([0, grid.num_tiles - 1]))
+    half = grid.stride_m / 2.0
+    heat_extent = (c[0, 0] - half, c[1, 0] + half, c[1, 1] - half, c[0, 1] + half)
+    fig = _figure(size_px)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.imshow(geo.image, extent=extent, interpolation="nearest")
+    im = ax.imshow(heat, extent=heat_extent, cmap="jet", alpha=0.55, interpolation="nearest", vmin=0, vmax=1)
+    if true_utm is not None:
+        ax.plot([true_utm[0]], [true_utm[1]], marker="*", color="white", markeredgecolor="black",
+                markersize=16, linestyle="none", label="true position")
+    if predicted_utm is not None:
+        ax.plot([predicted_utm[0]], [predicted_utm[1]], marker="x", color="red", markersize=12,
+                markeredgewidth=3, linestyle="none", label="best tile")
+    if true_utm is not None or predicted_utm is not None:
+        ax.legend(loc="upper right")
+    ax.set_xlabel("easting (m)")
+    ax.set_ylabel("northing (m)")
+    ax.ticklabel_format(useOffset=False, style="plain")
+    fig.colorbar(im, ax=ax, label="exp(similarity), scaled to 0..1")
     if title:
         ax.set_title(title)
     fig.tight_layout()

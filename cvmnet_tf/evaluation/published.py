@@ -1,6 +1,6 @@
 """Published numbers (percent) to compare a run against, and a Markdown table.
 
-Sources (see REFERENCE "Published numbers"):
+Sources:
 
 - "CVM-Net Table 1": Hu et al. CVPR 2018, recall@1% on Vo & Hays ("cropped")
   and CVUSA ("panorama").
@@ -40,9 +40,11 @@ Top-1% cut-off rules (a query counts when rank < K, N = database size):
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, List, Mapping, Optional
+from typing import List, Mapping, Optional
 
-__all__ = ["PublishedResult", "PUBLISHED", "LOCALIZATION", "NUM_CVUSA_DISTRACTORS", "CUTOFF_RULE_TEXT",
+from cvmnet_tf.data.university1652 import TASKS
+
+__all__ = ["PublishedResult", "PUBLISHED", "LOCALIZATION", "LOCALIZATION_SETTING", "NUM_CVUSA_DISTRACTORS", "CUTOFF_RULE_TEXT",
            "UNIVERSITY1652_TASKS", "find_published", "comparison_table", "normalize_name"]
 
 
@@ -73,9 +75,8 @@ _RE = "later re-report"
 _WT = "weighted_soft_margin_triplet"
 _WQ = "weighted_quadruplet"
 _U1652 = "U1652 leaderboard"
-D2S = "drone_to_satellite"
-S2D = "satellite_to_drone"
-UNIVERSITY1652_TASKS = (D2S, S2D)
+UNIVERSITY1652_TASKS = TASKS  # one list of the tasks: the University-1652 loader's
+D2S, S2D = TASKS
 
 
 def _u1652(loss, d2s_r1, d2s_ap, s2d_r1, s2d_ap, note=""):
@@ -139,6 +140,7 @@ PUBLISHED: List[PublishedResult] = [
 
 #: Paper section 5.5 / Fig. 8 (Singapore map, CVM-Net-I trained on CVUSA).
 LOCALIZATION = {"recall_within_100m_percent": 67.1, "mean_error_m": 676.7}
+LOCALIZATION_SETTING = "10 x 5 km Singapore map, 5 m stride, CVM-Net-I trained on CVUSA"
 
 #: Extra satellite images added to the 8,884 CVUSA test database in paper Fig. 6.
 NUM_CVUSA_DISTRACTORS = 15643
@@ -293,8 +295,3 @@ def _university1652_table(results, model, backbone, loss, label, task) -> str:
     lines.append("University-1652, percent. R@K: the first true match is within the top K; AP: mean over queries of "
                  "University-1652's average precision (evaluate_gpu.py compute_mAP).")
     return "\n".join(lines) + "\n"
-
-
-def as_dicts() -> List[Dict[str, object]]:
-    """All published rows as plain dicts (for JSON)."""
-    return [dataclasses.asdict(r) for r in PUBLISHED]

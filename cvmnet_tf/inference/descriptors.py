@@ -161,6 +161,8 @@ def extract_descriptors(checkpoint: str, dataset: str, data_dir: str, split: str
     from cvmnet_tf.inference import checkpoints, serving
     from cvmnet_tf.inference.encoders import load_encoder
 
+    if dataset not in cv_data.DATASET_NAMES:
+        raise ValueError(f"--dataset={dataset!r}: choose one of {', '.join(cv_data.DATASET_NAMES)}")
     spec = cv_data.get_dataset(dataset)
     if batch_size < 1:
         raise ValueError(f"--batch_size={batch_size}: must be >= 1")

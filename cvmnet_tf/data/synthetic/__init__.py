@@ -28,9 +28,9 @@ from cvmnet_tf.data.synthetic.pairs import iter_pairs
 from cvmnet_tf.data.synthetic.render import (cut_tile, degrade_ground, degrade_satellite, polar_warp,
                                              render_ground, view_angles)
 from cvmnet_tf.data.synthetic.world import CLASS_NAMES, SyntheticMap, WorldStyle, generate_map, sample_locations
-from cvmnet_tf.data.synthetic.writers import cvact as _cvact
-from cvmnet_tf.data.synthetic.writers import cvusa as _cvusa
-from cvmnet_tf.data.synthetic.writers import vohays as _vohays
+from cvmnet_tf.data.synthetic.writers import cvact as cvact_writer
+from cvmnet_tf.data.synthetic.writers import cvusa as cvusa_writer
+from cvmnet_tf.data.synthetic.writers import vohays as vohays_writer
 from cvmnet_tf.data.synthetic.writers.map import write_map
 
 __all__ = ["LAYOUTS", "ALL_LAYOUTS", "NATIVE_SIZES", "SMALL_SIZES", "VOHAYS_TEST_CITY", "VOHAYS_TRAIN_CITIES",
@@ -38,13 +38,13 @@ __all__ = ["LAYOUTS", "ALL_LAYOUTS", "NATIVE_SIZES", "SMALL_SIZES", "VOHAYS_TEST
            "degrade_satellite", "polar_warp", "render_ground", "view_angles", "CLASS_NAMES", "SyntheticMap",
            "WorldStyle", "generate_map", "sample_locations", "render_drone_view", "synthetic_layouts"]
 
-_PAIR_LAYOUTS = (_cvusa.LAYOUT, _cvact.LAYOUT, _vohays.LAYOUT)
+_PAIR_LAYOUTS = (cvusa_writer.LAYOUT, cvact_writer.LAYOUT, vohays_writer.LAYOUT)
 #: The pair layouts and their default sizes ((satellite (H, W), ground (H, W))).
 LAYOUTS = tuple(layout.name for layout in _PAIR_LAYOUTS)
 NATIVE_SIZES = {layout.name: layout.native for layout in _PAIR_LAYOUTS}
 SMALL_SIZES = {layout.name: layout.small for layout in _PAIR_LAYOUTS}
-VOHAYS_TRAIN_CITIES = _vohays.TRAIN_CITIES
-VOHAYS_TEST_CITY = _vohays.TEST_CITY
+VOHAYS_TRAIN_CITIES = vohays_writer.TRAIN_CITIES
+VOHAYS_TEST_CITY = vohays_writer.TEST_CITY
 
 
 def synthetic_layouts() -> tuple:

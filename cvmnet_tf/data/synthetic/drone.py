@@ -65,9 +65,9 @@ def pixel_rays(size, fov_deg: float, heading_deg: float, altitude_m: float,
 def _layers(world: SyntheticMap):
     """(satellite float32 (H*W, 4), facade float32 (H*W, 4) -- RGB plus a zero pad column,
     4 floats gather faster than 3 --, height float32 (H*W,), labels uint8 (H*W,),
-    max object height m), cached on the map (``world._cache``): a map's layers must not
+    max object height m), cached on the map (``world.layer_cache``): a map's layers must not
     change after its first drone render."""
-    c = getattr(world, "_cache", None)
+    c = getattr(world, "layer_cache", None)
     if c is None:
         c = {}
     if "drone" not in c:

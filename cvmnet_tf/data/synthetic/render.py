@@ -180,7 +180,7 @@ def _bilinear_packed(packed, h, w, px, py):
 def _render_layers(world: SyntheticMap):
     """Cached flat layers of a map used by render_ground: packed facade (H*W,) uint32,
     height (H*W,) float32, labels (H*W,) uint8, ground labels (objects -> GRASS)."""
-    c = world._cache
+    c = world.layer_cache
     if "render" not in c:
         lab = np.ascontiguousarray(world.labels, np.uint8).reshape(-1)
         lut = np.arange(256, dtype=np.uint8)

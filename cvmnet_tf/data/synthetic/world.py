@@ -90,7 +90,7 @@ class SyntheticMap:
     origin_northing: float
     sun_azimuth_deg: float
     seed: object = None
-    _cache: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    layer_cache: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)  # derived layers (renderers)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -126,16 +126,16 @@ class SyntheticMap:
     # float copies used by the renderer, built once
     def float_layers(self):
         """(facade float32 (H*W, 3), height float32 (H*W,), labels uint8 (H*W,))."""
-        if "flat" not in self._cache:
-            self._cache["flat"] = (self.facade.reshape(-1, 3).astype(np.float32),
+        if "flat" not in self.layer_cache:
+            self.layer_cache["flat"] = (self.facade.reshape(-1, 3).astype(np.float32),
                                    self.height.reshape(-1), self.labels.reshape(-1))
-        return self._cache["flat"]
+        return self.layer_cache["flat"]
 
     def pil_satellite(self) -> Image.Image:
         """The satellite layer as a cached PIL image (for tile cutting)."""
-        if "pil" not in self._cache:
-            self._cache["pil"] = Image.fromarray(self.satellite, "RGB")
-        return self._cache["pil"]
+        if "pil" not in self.layer_cache:
+            self.layer_cache["pil"] = Image.fromarray(self.satellite, "RGB")
+        return self.layer_cache["pil"]
 
 
 _NOISE_BANK = []

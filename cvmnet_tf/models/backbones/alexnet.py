@@ -14,12 +14,11 @@ Weights (``weights=``): ``None`` (random) or a path: ``bvlc_alexnet.npy`` (dict
 """
 import numpy as np
 
-import keras
 from keras import layers
 
 from cvmnet_tf.layers import LocalResponseNormalization
-from cvmnet_tf.models.backbones.common import (check_backbone_args, check_weights_path, conv_block,
-                                               scaled_channels)
+from cvmnet_tf.models.backbones.common import (check_backbone_args, check_weights_path, scaled_channels,
+                                               stack_layers)
 
 __all__ = ["alexnet", "load_alexnet_weights", "ALEXNET_CONV_NAMES"]
 
@@ -59,25 +58,18 @@ def alexnet(input_shape=(None, None, 3), weights=None, dropout_rate=0.2, name="A
             "alexnet: weights='imagenet' is not available: Keras ships no ImageNet AlexNet. "
             "Pass a local file instead, e.g. weights='/path/to/bvlc_alexnet.npy' "
             "(Caffe bvlc_alexnet converted to a NumPy dict) or a .weights.h5 of this backbone.")
-    inputs = keras.Input(shape=tuple(input_shape), name=f"{name}_input")
-    x = inputs
-    for item in _ALEXNET_LAYOUT:
+    def make_layer(item):
         if isinstance(item, str):
             if item.startswith("lrn"):
-                x = LocalResponseNormalization(name=item)(x)
-            else:
-                x = layers.MaxPooling2D(pool_size=3, strides=2, padding="valid", name=item)(x)
-            continue
+                return LocalResponseNormalization(name=item)
+            return layers.MaxPooling2D(pool_size=3, strides=2, padding="valid", name=item)
         conv_name, kernel, filters, strides, padding, groups = item
-        conv = layers.Conv2D(groups * scaled_channels(filters // groups, width), kernel,
-                             strides=strides, padding=padding, groups=groups,
-                             activation="relu", kernel_initializer="glorot_uniform",
+        return layers.Conv2D(groups * scaled_channels(filters // groups, width), kernel, strides=strides,
+                             padding=padding, groups=groups, activation="relu", kernel_initializer="glorot_uniform",
                              bias_initializer="zeros", name=conv_name)
-        x = conv_block(x, conv, conv_name in _ALEXNET_FROZEN, freeze_early_layers, dropout_rate)
-    model = keras.Model(inputs, x, name=name)
-    if weights is not None:
-        load_alexnet_weights(model, weights)
-    return model
+
+    return stack_layers(input_shape, name, _ALEXNET_LAYOUT, make_layer, _ALEXNET_FROZEN, freeze_early_layers,
+                        dropout_rate, weights, load_alexnet_weights)
 
 
 def load_alexnet_weights(model, weights):

@@ -2,9 +2,10 @@
 conv / freeze / dropout block of the released code."""
 import os
 
+import keras
 from keras import layers
 
-__all__ = ["check_backbone_args", "check_weights_path", "conv_block", "scaled_channels"]
+__all__ = ["check_backbone_args", "check_weights_path", "conv_block", "scaled_channels", "stack_layers"]
 
 
 def check_backbone_args(input_shape, dropout_rate, width, weights, fn):
@@ -46,3 +47,22 @@ def conv_block(x, conv, early, freeze_early_layers, dropout_rate):
     if not early:
         x = layers.Dropout(dropout_rate, name=f"{conv.name}_dropout")(x)
     return x
+
+
+def stack_layers(input_shape, name, layout, make_layer, frozen, freeze_early_layers, dropout_rate, weights,
+                 load_weights):
+    """The functional backbone ``name``: ``make_layer(item)`` for every item of ``layout`` in
+    order, convolutions through :func:`conv_block` (``frozen``: the early conv names), then
+    ``load_weights(model, weights)`` when ``weights`` is not None."""
+    inputs = keras.Input(shape=tuple(input_shape), name=f"{name}_input")
+    x = inputs
+    for item in layout:
+        layer = make_layer(item)
+        if isinstance(layer, layers.Conv2D):
+            x = conv_block(x, layer, layer.name in frozen, freeze_early_layers, dropout_rate)
+        else:
+            x = layer(x)
+    model = keras.Model(inputs, x, name=name)
+    if weights is not None:
+        load_weights(model, weights)
+    return model

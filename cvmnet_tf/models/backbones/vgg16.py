@@ -16,8 +16,8 @@ as distributed by Keras, or ``.weights.h5``).
 import keras
 from keras import layers
 
-from cvmnet_tf.models.backbones.common import (check_backbone_args, check_weights_path, conv_block,
-                                               scaled_channels)
+from cvmnet_tf.models.backbones.common import (check_backbone_args, check_weights_path, scaled_channels,
+                                               stack_layers)
 
 __all__ = ["vgg16", "load_vgg16_weights", "VGG16_CONV_NAMES"]
 
@@ -56,21 +56,15 @@ def vgg16(input_shape=(None, None, 3), weights=None, dropout_rate=0.2, name="VGG
         (pooling uses SAME padding like the TF1 code).
     """
     check_backbone_args(input_shape, dropout_rate, width, weights, "vgg16")
-    inputs = keras.Input(shape=tuple(input_shape), name=f"{name}_input")
-    x = inputs
-    for item in _VGG16_LAYOUT:
+    def make_layer(item):
         if isinstance(item, str):
-            x = layers.MaxPooling2D(pool_size=2, strides=2, padding="same", name=item)(x)
-            continue
+            return layers.MaxPooling2D(pool_size=2, strides=2, padding="same", name=item)
         conv_name, filters = item
-        conv = layers.Conv2D(scaled_channels(filters, width), 3, padding="same", activation="relu",
-                             kernel_initializer="glorot_uniform",
-                             bias_initializer="glorot_uniform", name=conv_name)
-        x = conv_block(x, conv, conv_name in _VGG16_FROZEN, freeze_early_layers, dropout_rate)
-    model = keras.Model(inputs, x, name=name)
-    if weights is not None:
-        load_vgg16_weights(model, weights)
-    return model
+        return layers.Conv2D(scaled_channels(filters, width), 3, padding="same", activation="relu",
+                             kernel_initializer="glorot_uniform", bias_initializer="glorot_uniform", name=conv_name)
+
+    return stack_layers(input_shape, name, _VGG16_LAYOUT, make_layer, _VGG16_FROZEN, freeze_early_layers,
+                        dropout_rate, weights, load_vgg16_weights)
 
 
 def _keras_vgg16_convs(reference):

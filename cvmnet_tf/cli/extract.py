@@ -1,0 +1,76 @@
+"""``cvmnet-extract``: descriptors of a dataset split for offline evaluation.
+
+    cvmnet-extract --checkpoint runs/demo/Model/cvm_net_i/6 --dataset cvusa --data_dir data/CVUSA \\
+        --split val --output out/val [--distractor_dir DIR]
+
+``--checkpoint``: a checkpoint folder, a ``.keras`` file or a SavedModel folder from
+``cvmnet-export``. Files (all or nothing): ``<output>_{satellite,ground,index}.npy`` and an
+OriCNN-style ``<output>.mat``; University-1652's test split:
+``<output>_{query,gallery}{,_labels}.npy`` (see :mod:`cvmnet_tf.inference.descriptors`).
+"""
+from __future__ import annotations
+
+import os
+
+from cvmnet_tf.cli.common import UsageError, run
+
+__all__ = ["define_flags", "main"]
+
+
+def define_flags(fv=None) -> None:
+    from absl import flags
+
+    from cvmnet_tf.data.registry import DATASET_NAMES
+    from cvmnet_tf.training.options import define_loader_option_flags
+
+    fv = fv or flags.FLAGS
+    flags.DEFINE_string("checkpoint", None, "Checkpoint folder, .keras file or SavedModel folder.", flag_values=fv)
+    flags.DEFINE_enum("dataset", None, list(DATASET_NAMES), "Dataset layout of --data_dir.", flag_values=fv)
+    flags.DEFINE_string("data_dir", None, "Dataset root folder.", flag_values=fv)
+    flags.DEFINE_string("split", "val", "Split name (cvusa: train|val; cvact: train|val|test; vohays: "
+                        "train|val|test; university1652: train|test; pairs: the list file).", flag_values=fv)
+    flags.DEFINE_string("output", None, "Output prefix: <prefix>_satellite.npy, _ground.npy, _index.npy, .mat.",
+                        flag_values=fv)
+    flags.DEFINE_string("distractor_dir", None, "Folder of extra satellite images -> <prefix>_distractors.npy "
+                        "(University-1652: appended to the satellite gallery).", flag_values=fv)
+    flags.DEFINE_integer("batch_size", 16, "Images per forward pass.", flag_values=fv)
+    flags.DEFINE_integer("max_pairs", 0, "Use only the first N pairs (labelled splits: queries) (0: all).",
+                         flag_values=fv)
+    define_loader_option_flags(fv, exclude=("distractor_dir",))
+    flags.mark_flags_as_required(["checkpoint", "dataset", "data_dir", "output"], flag_values=fv)
+
+
+def _main() -> int:
+    from absl import flags
+
+    from cvmnet_tf.inference.descriptors import extract_descriptors, write_descriptors
+    from cvmnet_tf.training.options import loader_options_from_flags
+
+    f = flags.FLAGS
+    if f.batch_size < 1:
+        raise UsageError("must be >= 1", "batch_size", f.batch_size)
+    if f.max_pairs < 0:
+        raise UsageError("must be >= 0", "max_pairs", f.max_pairs)
+    if not os.path.isdir(f.data_dir):
+        raise UsageError("no such folder (see data/README.md)", "data_dir", f.data_dir)
+    if not os.path.exists(f.checkpoint):
+        raise UsageError("does not exist", "checkpoint", f.checkpoint)
+    try:
+        options = loader_options_from_flags(f.dataset, f, exclude=("distractor_dir",))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    result = extract_descriptors(f.checkpoint, f.dataset, f.data_dir, f.split, batch_size=f.batch_size,
+                                 distractor_dir=f.distractor_dir, max_pairs=f.max_pairs, **options)
+    paths = write_descriptors(f.output, result)
+    first = result["query"] if "query" in result else result["satellite"]
+    what = "queries" if "query" in result else "pairs"
+    print(f"{first.shape[0]} {what}, {first.shape[1]}-d descriptors ({len(result['skipped'])} skipped):")
+    for p in paths.values():
+        print("  " + p)
+    return 0
+
+
+def main(argv=None) -> None:
+    """Entry point of ``cvmnet-extract`` / ``python -m cvmnet_tf.extract``."""
+    define_flags()
+    run(_main, argv, usage=__doc__)

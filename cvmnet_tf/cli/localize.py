@@ -1,0 +1,68 @@
+"""``cvmnet-localize``: localization on a geo-referenced map (paper section 5.5, Fig. 8 and 10).
+
+    cvmnet-localize --checkpoint runs/demo/Model/cvm_net_i/6 --map_dir data/synthetic_map \\
+        --stride_m 10 --output_dir out/localization
+
+Tiles the map every ``--stride_m``, localizes each panorama to its most similar tile and
+writes recall within distance, mean error, ``recall_vs_distance.png`` and heatmaps
+(:mod:`cvmnet_tf.evaluation.localization`).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from cvmnet_tf.cli.common import UsageError, parse_numbers, run
+
+__all__ = ["define_flags", "main"]
+
+
+def define_flags(fv=None) -> None:
+    from absl import flags
+
+    from cvmnet_tf.data.registry import DATASET_NAMES
+    from cvmnet_tf.evaluation.geo import DEFAULT_LOCALIZATION_THRESHOLDS_M
+
+    fv = fv or flags.FLAGS
+    flags.DEFINE_string("checkpoint", None, "SavedModel folder, checkpoint folder or .keras file.", flag_values=fv)
+    flags.DEFINE_string("map_dir", None, "Map folder: map.png, map.json, panoramas.csv (cvmnet-synthetic --map).",
+                        flag_values=fv)
+    flags.DEFINE_float("stride_m", None, "Distance between tile centres in metres (paper: 5).", flag_values=fv)
+    flags.DEFINE_float("tile_m", None, "Tile side on the ground in metres (default: map.json tile_extent_m, else "
+                       "100).", flag_values=fv)
+    flags.DEFINE_string("output_dir", None, "Folder for localization.json, predictions.csv and the PNGs.",
+                        flag_values=fv)
+    flags.DEFINE_list("thresholds_m", [f"{t:g}" for t in DEFAULT_LOCALIZATION_THRESHOLDS_M],
+                      "Recall thresholds in metres.", flag_values=fv)
+    flags.DEFINE_integer("batch_size", 32, "Tiles per forward pass.", flag_values=fv)
+    flags.DEFINE_integer("num_heatmaps", 3, "Heatmaps for the first N queries.", flag_values=fv)
+    flags.DEFINE_enum("dataset", None, list(DATASET_NAMES), "Ground preprocessing of a checkpoint (default: its "
+                      "training dataset).", flag_values=fv)
+    flags.DEFINE_boolean("save_tile_descriptors", False, "Also write tile_descriptors.npy and tile_centres.npy.",
+                         flag_values=fv)
+    flags.mark_flags_as_required(["checkpoint", "map_dir", "stride_m", "output_dir"], flag_values=fv)
+
+
+def _main() -> int:
+    from absl import flags
+
+    from cvmnet_tf.evaluation.localization import run_localization
+
+    f = flags.FLAGS
+    thresholds = parse_numbers(f.thresholds_m, "thresholds_m", float, minimum=0)
+    for flag in ("checkpoint", "map_dir"):
+        if not os.path.exists(f[flag].value):
+            raise UsageError("does not exist", flag, f[flag].value)
+    if f.batch_size < 1:
+        raise UsageError("must be >= 1", "batch_size", f.batch_size)
+    summary, _ = run_localization(f.checkpoint, f.map_dir, f.output_dir, f.stride_m, f.tile_m,
+                                  thresholds_m=thresholds, batch_size=f.batch_size, num_heatmaps=f.num_heatmaps,
+                                  dataset=f.dataset, save_tile_descriptors=f.save_tile_descriptors)
+    print(json.dumps(summary, indent=1, sort_keys=True))
+    return 0
+
+
+def main(argv=None) -> None:
+    """Entry point of ``cvmnet-localize`` / ``python -m cvmnet_tf.localization``."""
+    define_flags()
+    run(_main, argv, usage=__doc__)
