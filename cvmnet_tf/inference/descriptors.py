@@ -26,7 +26,7 @@ distractors labelled -1), the inputs of ``cvmnet-evaluate --query_labels/--datab
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -126,11 +126,11 @@ def labelled_descriptors(model, images, sizes, batch_size: int, progress: bool =
 
 def _labelled_with_encoder(enc, images, batch_size, progress):
     fn = enc.ground if images.kind == "ground" else enc.satellite
-    desc, kept, skipped = encode_files(fn, images.paths, batch_size, images.kind, progress)
+    desc, kept, skipped = _encode_files(fn, images.paths, batch_size, images.kind, progress)
     return desc, images.labels[kept], kept, skipped
 
 
-def encode_files(fn, paths, batch_size, what, progress):
+def _encode_files(fn, paths, batch_size, what, progress):
     from cvmnet_tf.inference.encoders import encode_image_files
     return encode_image_files(fn, paths, batch_size, what, progress=progress)
 
@@ -158,7 +158,7 @@ def extract_descriptors(checkpoint: str, dataset: str, data_dir: str, split: str
       "skipped", "info".
     """
     from cvmnet_tf import data as cv_data
-    from cvmnet_tf.inference import checkpoints, serving
+    from cvmnet_tf.inference import serving
     from cvmnet_tf.inference.encoders import load_encoder
 
     if dataset not in cv_data.DATASET_NAMES:
@@ -178,47 +178,58 @@ def extract_descriptors(checkpoint: str, dataset: str, data_dir: str, split: str
     if len(pair_split) == 0:
         raise ValueError(f"split {split!r} of {data_dir!r} holds no pairs")
     distractor_paths = cv_data.list_distractor_images(distractor_dir) if distractor_dir else []
-    distractors = None
-    skipped: List = []
-
     if enc is not None:
-        sat, sat_idx, s_skip = encode_files(enc.satellite, pair_split.satellite_paths, batch_size, "satellite",
-                                            progress)
-        grd, grd_idx, g_skip = encode_files(enc.ground, pair_split.ground_paths, batch_size, "ground", progress)
-        index = np.intersect1d(sat_idx, grd_idx)
-        sat = sat[np.searchsorted(sat_idx, index)]
-        grd = grd[np.searchsorted(grd_idx, index)]
-        skipped = s_skip + g_skip
-        if distractor_paths:
-            distractors, _, d_skip = encode_files(enc.satellite, distractor_paths, batch_size, "distractor",
-                                                  progress)
-            skipped += d_skip
+        sat, grd, index, distractors, skipped = _pairs_with_encoder(enc, pair_split, distractor_paths, batch_size,
+                                                                    progress)
         info = enc.info
     else:
-        from cvmnet_tf import models
-
-        keras_model, info = checkpoints.load_model(checkpoint)
-        sizes = cv_data.ImageSizes(satellite=tuple(info["satellite_size"]), ground=tuple(info["ground_size"]))
-        ds = cv_data.make_pair_dataset(pair_split, sizes, training=False, batch_size=batch_size)
-        total = -(-len(pair_split) // batch_size)
-        sat, grd, index = pair_descriptors(keras_model, ds, total_batches=total, progress=progress)
-        missing = sorted(set(range(len(pair_split))) - set(index.tolist()))
-        skipped = [(i, f"{pair_split.satellite_paths[i]} / {pair_split.ground_paths[i]}") for i in missing]
-        if distractor_paths:
-            encoder = models.satellite_encoder(keras_model)
-            dds = cv_data.make_image_dataset(distractor_paths, sizes.satellite, "satellite", batch_size,
-                                             dataset=dataset)
-            chunks = [np.asarray(encoder(b["image"], training=False), np.float32) for b in dds]
-            if not chunks:
-                raise ValueError(f"--distractor_dir={distractor_dir!r}: no readable image")
-            distractors = np.concatenate(chunks)
-            if len(distractors) != len(distractor_paths):
-                skipped.append((-1, f"{len(distractor_paths) - len(distractors)} distractor image(s)"))
+        sat, grd, index, distractors, skipped, info = _pairs_with_model(checkpoint, dataset, pair_split,
+                                                                        distractor_paths, batch_size, progress)
     _log_skipped(skipped)
     utm = None if pair_split.utm is None else np.asarray(pair_split.utm, np.float64)[index]
     return {"satellite": sat, "ground": grd, "index": np.asarray(index, np.int64), "utm": utm,
             "distractors": distractors, "distractor_paths": distractor_paths, "skipped": skipped,
             "info": info}
+
+
+def _pairs_with_encoder(enc, pair_split, distractor_paths, batch_size, progress):
+    """Pair descriptors through a RawImageEncoder (SavedModel): images read from the files."""
+    sat, sat_idx, s_skip = _encode_files(enc.satellite, pair_split.satellite_paths, batch_size, "satellite", progress)
+    grd, grd_idx, g_skip = _encode_files(enc.ground, pair_split.ground_paths, batch_size, "ground", progress)
+    index = np.intersect1d(sat_idx, grd_idx)
+    sat = sat[np.searchsorted(sat_idx, index)]
+    grd = grd[np.searchsorted(grd_idx, index)]
+    skipped, distractors = s_skip + g_skip, None
+    if distractor_paths:
+        distractors, _, d_skip = _encode_files(enc.satellite, distractor_paths, batch_size, "distractor", progress)
+        skipped += d_skip
+    return sat, grd, index, distractors, skipped
+
+
+def _pairs_with_model(checkpoint, dataset, pair_split, distractor_paths, batch_size, progress):
+    """Pair descriptors through a loaded checkpoint and the tf.data pipelines."""
+    from cvmnet_tf import data as cv_data
+    from cvmnet_tf import models
+    from cvmnet_tf.inference import checkpoints
+
+    keras_model, info = checkpoints.load_model(checkpoint)
+    sizes = cv_data.ImageSizes(satellite=tuple(info["satellite_size"]), ground=tuple(info["ground_size"]))
+    ds = cv_data.make_pair_dataset(pair_split, sizes, training=False, batch_size=batch_size)
+    total = -(-len(pair_split) // batch_size)
+    sat, grd, index = pair_descriptors(keras_model, ds, total_batches=total, progress=progress)
+    missing = sorted(set(range(len(pair_split))) - set(index.tolist()))
+    skipped = [(i, f"{pair_split.satellite_paths[i]} / {pair_split.ground_paths[i]}") for i in missing]
+    distractors = None
+    if distractor_paths:
+        encoder = models.satellite_encoder(keras_model)
+        dds = cv_data.make_image_dataset(distractor_paths, sizes.satellite, "satellite", batch_size, dataset=dataset)
+        chunks = [np.asarray(encoder(b["image"], training=False), np.float32) for b in dds]
+        if not chunks:
+            raise ValueError(f"--distractor_dir: no readable image among {len(distractor_paths)} file(s)")
+        distractors = np.concatenate(chunks)
+        if len(distractors) != len(distractor_paths):
+            skipped.append((-1, f"{len(distractor_paths) - len(distractors)} distractor image(s)"))
+    return sat, grd, index, distractors, skipped, info
 
 
 def _extract_labelled(checkpoint, enc, split, batch_size, max_queries, progress):
