@@ -1,7 +1,7 @@
 """Saving and restoring training checkpoints, and the released code's recall file.
 
 The layout (``Model/<model>/<epoch>/``, ``Result/<model>_accuracy.txt`` ...) and the
-``state.json`` parsing are :mod:`cvmnet_tf.inference.checkpoints`'; this module writes
+``state.json`` parsing live in :mod:`cvmnet_tf.inference.checkpoints`; this module writes
 them atomically (a checkpoint folder appears under its final name only once complete) and
 restores the optimizer state of a resumed run.
 """
