@@ -117,14 +117,45 @@ def test_fused_adam_only_when_exact(make_opt, fused):
     assert uses_fused_adam(make_opt()) is fused
 
 
-def test_fallback_optimizer_matches_keras_apply():
+class RecordingSGD(keras.optimizers.SGD):
+    """SGD that keeps a copy of the gradients it is asked to apply (in pre-made variables,
+    so that it also works inside the compiled step)."""
+
+    def attach(self, variables):
+        self.recorded = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
+
+    def apply(self, grads, trainable_variables=None):
+        for slot, grad in zip(self.recorded, grads):
+            slot.assign(tf.convert_to_tensor(grad))
+        return super().apply(grads, trainable_variables)
+
+
+def test_fallback_optimizer_applies_the_step_gradients_through_keras():
+    """A non-Adam optimizer goes through ``optimizer.apply``: every weight moves by exactly
+    -lr * (the gradient the step handed to the optimizer), and those gradients are the eager
+    reference's. The update is checked to float32 rounding of ``w - lr g``; the gradients as
+    one vector (single gradients such as the FC bias behind the l2 normalisation are
+    near-cancelling sums of much larger terms, so their own relative error says nothing)."""
     model, ref = tiny_model(), tiny_model()
-    opt, ref_opt = keras.optimizers.SGD(0.05), keras.optimizers.SGD(0.05)
-    ref_opt.build(ref.trainable_variables)
+    opt = RecordingSGD(0.05)
+    assert not uses_fused_adam(opt)
+    opt.attach(model.trainable_variables)
+    before = [v.numpy() for v in model.trainable_variables]
     step = make_train_step(model, opt, LOSS)
     batch = batches(1, seed=3)[0]
     _, grads = reference_grads(ref, batch)
-    ref_opt.apply(grads, ref.trainable_variables)
     step(batch)
-    for v, r in zip(model.trainable_variables, ref.trainable_variables):
-        np.testing.assert_allclose(v.numpy(), r.numpy(), rtol=0, atol=1e-5, err_msg=v.path)
+    eps = np.finfo(np.float32).eps
+    for v, w0, g in zip(model.trainable_variables, before, opt.recorded):
+        g = g.numpy()
+        expected = w0.astype(np.float64) - 0.05 * g.astype(np.float64)
+        bound = 2 * eps * (np.abs(w0) + np.abs(0.05 * g)) + np.finfo(np.float32).tiny
+        assert np.all(np.abs(v.numpy() - expected) <= bound), v.path
+    # The gradients themselves: compiled and eager graphs sum in other orders, and near-ties
+    # of the x1000 soft-margin loss amplify that (measured: relative difference of the whole
+    # gradient vector 1e-3 on AMD AVX-512); a wrong gradient (another loss, a missing branch,
+    # a frozen layer trained) is off by O(1) of it.
+    step_vec = np.concatenate([g.numpy().ravel() for g in opt.recorded]).astype(np.float64)
+    ref_vec = np.concatenate([g.numpy().ravel() for g in grads]).astype(np.float64)
+    assert np.linalg.norm(ref_vec) > 0
+    assert np.linalg.norm(step_vec - ref_vec) <= 2e-2 * np.linalg.norm(ref_vec)
