@@ -43,24 +43,33 @@ def read_recall_file(output_dir, model="cvm_net_i"):
 
 @pytest.mark.slow
 def test_cvm_net_i_learns_on_synthetic_world(synthetic_cvusa, tmp_path):
+    """The cpu_demo recipe (polar satellite, aligned augmentation, He init, no dropout, Adam
+    1e-3 with warm-up and cosine decay) learns cross-view geometry on a sixth of the README
+    command's pairs: the world shares no label between the two views
+    (tests/test_synthetic_no_shared_label.py) and the 500 validation pairs come from regions
+    never seen in training."""
     out = str(tmp_path / "run")
-    # Exactly the README's first command (cpu_demo preset, 6 epochs), on its synthetic data.
     result = train(tiny_config(synthetic_cvusa, out))
     history = result.history
     assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5, 6]
     losses = [h["loss"] for h in history]
-    assert losses[-1] < 0.8 * losses[0], losses
     final = history[-1]["metrics"]
     chance = chance_recall_at_top_percent(final["num_database"])
     assert final["num_database"] == 500
-    assert chance == pytest.approx(6 / 500)
-    # Measured on this 2-core CPU: recall@1% 6.2% (5.2x chance), recall@10 10.8% (5.4x),
-    # median rank 15% of the database (random: 50%). Asserted with margin for other CPUs.
-    assert final["recall@1%"] > 3 * chance, (final, chance)
-    assert final["recall@10"] > 3 * 10 / 500, final
-    assert final["median_rank_fraction"] < 0.3, final
+    assert chance == pytest.approx(6 / 500) == final["chance_recall@1%"]
+    assert final["chance_recall@1"] == pytest.approx(1 / 500)
+    print("e2e cvusa:", losses, final)
+    # Measured on the 2-core development CPU (AMD EPYC Zen4, AVX-512, load 12-18): loss
+    # 0.717 -> 0.254 (0.35x; near log 2 for 2 epochs, then it breaks out), recall@1% 11.2 %
+    # (9.3x chance), recall@10 18.6 % (chance 2 %), median rank 8.2 % of the database
+    # (random: 50 %). Every bound is at most half the measured value (the median rank's: at
+    # least twice it) and still above chance.
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert final["recall@1%"] > 0.05, (final, chance)
+    assert final["recall@10"] > 0.08, final
+    assert final["median_rank_fraction"] < 0.18, final
     assert history[0]["metrics"]["median_rank_fraction"] > final["median_rank_fraction"]
-    # Released layout: Model/<model>/<epoch>/ for 0..6, one recall line per epoch.
+    # Released layout: Model/<model>/<epoch>/ for 0..6, one recall line per epoch, the curve PNG.
     assert ckpt.list_checkpoints(out, "cvm_net_i") == [0, 1, 2, 3, 4, 5, 6]
     lines = read_recall_file(out)
     assert [l[0] for l in lines] == [1, 2, 3, 4, 5, 6]
@@ -70,7 +79,12 @@ def test_cvm_net_i_learns_on_synthetic_world(synthetic_cvusa, tmp_path):
         records = [json.loads(line) for line in f]
     assert [r["epoch"] for r in records] == [1, 2, 3, 4, 5, 6]
     with open(ckpt.result_paths(out, "cvm_net_i")["flags"]) as f:
-        assert json.load(f)["learning_rate"] == pytest.approx(1e-4)
+        flags = json.load(f)
+    assert flags["learning_rate"] == pytest.approx(1e-3) and flags["lr_schedule"] == "cosine"
+    assert flags["polar_satellite"] and flags["init"] == "he" and flags["augmentation"] == "aligned"
+    from PIL import Image
+    with Image.open(ckpt.result_paths(out, "cvm_net_i")["curve"]) as im:
+        assert im.format == "PNG" and im.size[0] > 300
 
 
 def _short(data_dir, out, **kw):

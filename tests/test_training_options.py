@@ -50,7 +50,7 @@ def test_flags_are_exactly_the_fields_of_the_dataset(dataset):
 
 def test_architecture_and_loss_keys():
     assert set(ARCHITECTURE_KEYS) == {"model", "backbone", "satellite_size", "ground_size", "num_clusters",
-                                      "descriptor_dim", "width", "normalize_output"}
+                                      "descriptor_dim", "width", "normalize_output", "polar_satellite"}
     assert LOSS_PARAMETERS == ("alpha", "margin", "temperature")
 
 

@@ -46,7 +46,7 @@ def define_flags(fv=None) -> None:
 def _main() -> int:
     from absl import flags
 
-    from cvmnet_tf.evaluation.localization import run_localization
+    from cvmnet_tf.evaluation.localization import baseline_line, run_localization
 
     f = flags.FLAGS
     thresholds = parse_numbers(f.thresholds_m, "thresholds_m", float, minimum=0)
@@ -59,6 +59,7 @@ def _main() -> int:
                                   thresholds_m=thresholds, batch_size=f.batch_size, num_heatmaps=f.num_heatmaps,
                                   dataset=f.dataset, save_tile_descriptors=f.save_tile_descriptors)
     print(json.dumps(summary, indent=1, sort_keys=True))
+    print(baseline_line(summary))
     return 0
 
 

@@ -42,6 +42,7 @@ import tensorflow as tf
 from cvmnet_tf.utils.text import first_items
 
 from . import preprocessing as pp
+from .augmentation import AUGMENTATIONS, aligned_augment_params, aligned_pair_augment
 from .splits import DroppedItem, ImageSizes, PairSplit, list_distractor_images
 
 log = logging.getLogger("cvmnet_tf.data")
@@ -320,15 +321,15 @@ def make_pair_dataset(split: PairSplit, sizes: ImageSizes | None = None, *, trai
                       batch_size: int, shuffle: bool | None = None, seed: int | None = None,
                       drop_remainder: bool | None = None,
                       num_parallel_calls=AUTOTUNE, return_report: bool = False,
-                      tune_malloc: bool | None = None):
+                      tune_malloc: bool | None = None, augmentation: str = "released"):
     """Batched, preprocessed (satellite, ground) pairs of ``split``.
 
     Args:
       split: the pairs; ``split.dataset`` selects the ground preprocessing rule (its
         registry entry's, see :mod:`cvmnet_tf.data.preprocessing`).
       sizes: network input sizes (default the paper's, 512x512 / 224x1232).
-      training: satellite augmentation (random crop + rotation), and by default shuffle and
-        drop the last partial batch. Evaluation: deterministic, in split order.
+      training: the ``augmentation``, and by default shuffle and drop the last partial
+        batch. Evaluation: deterministic, in split order, no augmentation.
       batch_size: pairs per batch (the released code trains with 12).
       shuffle, drop_remainder: override the training defaults. With ``shuffle`` and
         ``split.labels`` set (University-1652), each epoch's order is
@@ -342,11 +343,20 @@ def make_pair_dataset(split: PairSplit, sizes: ImageSizes | None = None, *, trai
       return_report: also return the :class:`SkipReport` (see module docstring).
       tune_malloc: call :func:`reuse_freed_memory` (process-wide glibc setting that
         saves the page faults of re-allocating batch memory); default: when ``training``.
+      augmentation: training augmentation, one of
+        :data:`cvmnet_tf.data.augmentation.AUGMENTATIONS`: "released" (the code's satellite
+        crop + quarter turns, default), "aligned" (tile and north-aligned panorama turned /
+        mirrored together; the panorama width must be a multiple of 4) or "none".
     Returns:
       tf.data.Dataset of {"satellite": float32 (B, Hs, Ws, 3), "ground": float32
       (B, Hg, Wg, 3), "index": int64 (B,)}, BGR minus caffe means; or (dataset, report).
     """
     sizes = sizes or ImageSizes()
+    if augmentation not in AUGMENTATIONS:
+        raise ValueError(f"augmentation={augmentation!r} must be one of {AUGMENTATIONS}")
+    if training and augmentation == "aligned" and int(sizes.ground[1]) % 4:
+        raise ValueError(f"augmentation='aligned' turns the panorama by quarter turns: its width "
+                         f"{sizes.ground[1]} must be a multiple of 4")
     if training if tune_malloc is None else tune_malloc:
         reuse_freed_memory()
     if batch_size < 1:
@@ -379,12 +389,17 @@ def make_pair_dataset(split: PairSplit, sizes: ImageSizes | None = None, *, trai
         return {"satellite": sat, "ground": grd, "index": index, "_rnd": rnd, "_block": block,
                 "_ok": tf.logical_and(sat_ok, grd_ok)}
 
+    released = training and augmentation == "released"
+    aligned = training and augmentation == "aligned"
+
     def preprocess(e):
         seed_pair = tf.stack([e["_rnd"], e["index"]]) if training else None
-        return {"satellite": pp.preprocess_satellite(e["satellite"], s_size, training=training,
-                                                     seed=seed_pair),
-                "ground": pp.preprocess_ground(e["ground"], g_size, dataset),
-                "index": e["index"], "_block": e["_block"]}
+        sat = pp.preprocess_satellite(e["satellite"], s_size, training=released,
+                                      seed=seed_pair if released else None)
+        grd = pp.preprocess_ground(e["ground"], g_size, dataset)
+        if aligned:
+            sat, grd = aligned_pair_augment(sat, grd, *aligned_augment_params(seed_pair))
+        return {"satellite": sat, "ground": grd, "index": e["index"], "_block": e["_block"]}
 
     ds = _index_dataset(len(split), shuffle, seed, training, labels, batch_size)
     ds = ds.map(decode, num_parallel_calls=num_parallel_calls, deterministic=True)

@@ -49,27 +49,44 @@ class SyntheticSpec:
     """How the synthetic world writes a dataset in this layout.
 
     ``writer``: "module:function" with the arguments of
-    :func:`cvmnet_tf.data.synthetic.write_dataset` minus ``layout``; ``location_tint``:
-    the world's per-place colour cast that ``--synthetic`` training uses
-    (:class:`cvmnet_tf.data.synthetic.WorldConfig`); ``pairs_per_item``: training pairs
-    per written item (University-1652: drone views per building; ``--synthetic_train_pairs``
-    counts pairs).
+    :func:`cvmnet_tf.data.synthetic.write_dataset` minus ``layout``; ``pairs_per_item``:
+    training pairs per written item (University-1652: drone views per building;
+    ``--synthetic_train_pairs`` counts pairs). For ``--synthetic`` training the images are
+    written at the network's input sizes (nothing is resized, and small renders are fast),
+    except: ``min_side`` (University-1652: images are square and rendered at least this
+    large, then area-resized by the pipeline: oblique drone views alias when rendered at
+    64 px) and ``ground_rows_factor`` (CVACT: its loader keeps the central half of the
+    panorama rows, so the written panorama has twice the input height).
+
+    The world is :class:`cvmnet_tf.data.synthetic.WorldConfig` ``()``: the two views of a
+    place share its geometry and surface colours only, never a per-pair or per-place label
+    (``tests/test_synthetic_no_shared_label.py``).
     """
 
     writer: str
-    location_tint: float = 0.0
     pairs_per_item: int = 1
+    min_side: int = 0
+    ground_rows_factor: int = 1
 
     def write(self, out_dir: str, num_train: int, num_val: int, **kwargs) -> dict:
         """``writer(out_dir, num_train, num_val, **kwargs)``."""
         return resolve_target(self.writer)(out_dir, num_train, num_val, **kwargs)
 
-    def write_for_training(self, out_dir: str, num_train_pairs: int, num_val_pairs: int, seed: int) -> dict:
-        """The dataset ``--synthetic`` trains on: ``num_*_pairs`` pairs (at least 2 items per
-        split when ``pairs_per_item`` > 1), the training colour cast."""
-        from cvmnet_tf.data.synthetic import WorldConfig
+    def training_sizes(self, satellite_size, ground_size) -> tuple:
+        """(satellite (H, W), ground (H, W)) of the images written for training at these
+        network input sizes (class docstring)."""
+        sat, grd = tuple(int(v) for v in satellite_size), tuple(int(v) for v in ground_size)
+        if self.min_side:
+            side = max(self.min_side, *sat, *grd)
+            return (side, side), (side, side)
+        return sat, (grd[0] * self.ground_rows_factor, grd[1])
 
-        kwargs = {"seed": seed, "config": WorldConfig(location_tint=self.location_tint)}
+    def write_for_training(self, out_dir: str, num_train_pairs: int, num_val_pairs: int, seed: int,
+                           satellite_size, ground_size) -> dict:
+        """The dataset ``--synthetic`` trains on: ``num_*_pairs`` pairs (at least 2 items per
+        split when ``pairs_per_item`` > 1) at :meth:`training_sizes` of the input sizes."""
+        sat, grd = self.training_sizes(satellite_size, ground_size)
+        kwargs = {"seed": seed, "satellite_size": sat, "ground_size": grd}
         n_train, n_val = num_train_pairs, num_val_pairs
         if self.pairs_per_item > 1:
             n_train, n_val = (max(2, n // self.pairs_per_item) for n in (num_train_pairs, num_val_pairs))
@@ -109,13 +126,13 @@ DATASETS = {
         splits=("train", "val", "test"), validation_split="val", ground_rule="panorama",
         image_sizes=STANDARD_SIZES, published=("cvusa",),
         summary="CVUSA (CVM-Net subset): 35,532 train / 8,884 val pairs, 224x1232 panoramas",
-        synthetic=SyntheticSpec("cvmnet_tf.data.synthetic.writers.cvusa:write_cvusa", location_tint=0.35)),
+        synthetic=SyntheticSpec("cvmnet_tf.data.synthetic.writers.cvusa:write_cvusa")),
     "cvact": DatasetSpec(
         name="cvact", title="CVACT", loader="cvmnet_tf.data.cvact:load_cvact_split",
         splits=("train", "val", "test"), validation_split="val", ground_rule="central_rows",
         image_sizes=STANDARD_SIZES, published=("cvact_val", "cvact_test"),
         summary="CVACT (OriCNN): ACT_small train/val, ACT_test with UTM geo-recall",
-        synthetic=SyntheticSpec("cvmnet_tf.data.synthetic.writers.cvact:write_cvact", location_tint=0.35)),
+        synthetic=SyntheticSpec("cvmnet_tf.data.synthetic.writers.cvact:write_cvact", ground_rows_factor=2)),
     "vohays": DatasetSpec(
         name="vohays", title="Vo & Hays", loader="cvmnet_tf.data.vohays:load_vohays_split",
         splits=("train", "val", "test"), validation_split="test", ground_rule="resize_crop",
@@ -124,7 +141,7 @@ DATASETS = {
                      "small": ((128, 128), (64, 64)), "tiny": ((64, 64), (48, 48))},
         loader_options={"test_city": "test_city"}, published=("vohays",),
         summary="Vo & Hays (gt-crossview): 8 training cities, Denver test; square ground crops",
-        synthetic=SyntheticSpec("cvmnet_tf.data.synthetic.writers.vohays:write_vohays", location_tint=0.35)),
+        synthetic=SyntheticSpec("cvmnet_tf.data.synthetic.writers.vohays:write_vohays")),
     "university1652": DatasetSpec(
         name="university1652", title="University-1652", loader="cvmnet_tf.data.university1652:load_university1652_split",
         splits=("train", "test"), validation_split="test", ground_rule="resize",
@@ -133,9 +150,9 @@ DATASETS = {
                      "small": ((96, 96), (96, 96)), "tiny": ((64, 64), (64, 64))},
         loader_options={"task": "task", "distractor_dir": "distractor_dir"}, published=("university1652",),
         summary="University-1652: drone <-> satellite retrieval of 1,652 buildings (drone = ground branch)",
-        # 4 drone views per building; a stronger cast: 4x fewer places than pairs
+        # 4 drone views per building, rendered at least 128 px
         synthetic=SyntheticSpec("cvmnet_tf.data.synthetic.writers.university1652:write_university1652_split",
-                                location_tint=0.6, pairs_per_item=4)),
+                                pairs_per_item=4, min_side=128)),
     "pairs": DatasetSpec(
         name="pairs", title="pair list", loader="cvmnet_tf.data.vohays:load_pair_list_split",
         splits=(), validation_split="", ground_rule="resize_crop", image_sizes=STANDARD_SIZES,

@@ -29,7 +29,7 @@ from cvmnet_tf.evaluation.geo import DEFAULT_LOCALIZATION_THRESHOLDS_M, errors_f
 from cvmnet_tf.evaluation.geomap import DEFAULT_TILE_M, GeoMap, TileGrid, iter_tile_batches, load_map, make_tile_grid
 from cvmnet_tf.utils import atomic_io
 
-__all__ = ["localize", "run_localization", "encode_queries"]
+__all__ = ["localize", "run_localization", "encode_queries", "random_tile_baseline", "baseline_line"]
 
 
 def encode_queries(encoder, paths: Sequence[str], batch_size: int = 16) -> np.ndarray:
@@ -98,6 +98,39 @@ def localize(encoder, geo: GeoMap, grid: TileGrid, query_descriptors: np.ndarray
             "similarity_maps": maps.reshape(len(heat), grid.rows, grid.cols)}
 
 
+def random_tile_baseline(grid: TileGrid, query_utm, thresholds_m: Sequence[float] = DEFAULT_LOCALIZATION_THRESHOLDS_M,
+                         block: int = 64) -> Dict[str, float]:
+    """What a uniformly random tile of ``grid`` scores for the queries at ``query_utm`` ((Nq, 2)
+    metres), exactly (an expectation, no sampling): ``recall@<d>m`` = mean over queries of
+    the fraction of tile centres within d metres, ``mean_error_m`` = mean distance to all tile
+    centres. The chance level to quote beside a localization result."""
+    centres = grid.centres()                                        # (T, 2)
+    q = np.asarray(query_utm, np.float64).reshape(-1, 2)
+    hits = np.zeros(len(thresholds_m))
+    total = 0.0
+    for start in range(0, q.shape[0], block):                       # (block, T) distances at a time
+        d = np.sqrt(((q[start:start + block, None, :] - centres[None]) ** 2).sum(-1))
+        hits += [float((d <= t).mean(axis=1).sum()) for t in thresholds_m]
+        total += float(d.mean(axis=1).sum())
+    n = max(q.shape[0], 1)
+    out = {f"recall@{float(t):g}m": float(h / n) for t, h in zip(thresholds_m, hits)}
+    out["mean_error_m"] = total / n
+    return out
+
+
+def baseline_line(summary: dict, distance_m: float = 100.0) -> str:
+    """One line: recall within ``distance_m`` and mean error, each beside a random tile's
+    (``summary``: :func:`run_localization`'s, with its "random_tile" entry)."""
+    key, chance = f"recall@{float(distance_m):g}m", summary["random_tile"]
+    parts = []
+    if key in summary:
+        ratio = summary[key] / chance[key] if chance[key] > 0 else float("inf")
+        parts.append(f"recall within {distance_m:g} m {100 * summary[key]:.1f}% (a random tile: "
+                     f"{100 * chance[key]:.1f}%, {ratio:.2f}x)")
+    parts.append(f"mean error {summary['mean_error_m']:.1f} m (a random tile: {chance['mean_error_m']:.1f} m)")
+    return "; ".join(parts)
+
+
 def _predictions_csv(queries, res, map_dir) -> str:
     rows = ["query,true_easting,true_northing,pred_easting,pred_northing,error_m,best_tile,best_similarity"]
     for i, (p, e, n) in enumerate(queries):
@@ -138,7 +171,8 @@ def run_localization(model, map_dir: str, output_dir: str, stride_m: float, tile
                      save_tile_descriptors: bool = False, progress: bool = True):
     """The whole experiment; writes the output files (module docstring).
 
-    Returns ``(summary, result)``: the metrics dict (plus "grid") and :func:`localize`'s dict.
+    Returns ``(summary, result)``: the metrics dict (plus "random_tile": the same figures for a
+    uniformly random tile, :func:`random_tile_baseline`, and "grid") and :func:`localize`'s dict.
 
     ``model``: a SavedModel / checkpoint path, or an encoder object (``satellite`` and
     ``ground`` methods on uint8 batches). ``tile_m`` default: map.json's
@@ -168,6 +202,7 @@ def run_localization(model, map_dir: str, output_dir: str, stride_m: float, tile
         res = localize(encoder, geo, grid, q_desc, q_utm, batch_size=batch_size, heatmap_queries=heat,
                        tile_descriptor_out=tile_out, progress=progress)
         summary = localization_summary(res["errors_m"], thresholds_m, prefix="")
+        summary["random_tile"] = random_tile_baseline(grid, q_utm, thresholds_m)
         os.makedirs(output_dir, exist_ok=True)
         _plots(output_dir, geo, grid, queries, res, q_utm, heat, thresholds_m)
         if tile_out is not None:

@@ -7,6 +7,8 @@
 - :func:`plot_recall_vs_distance`: localization recall (%) versus distance
   threshold in metres (paper Fig. 8).
 - :func:`plot_heatmap`: exp(similarity) of every map tile over the map (paper Fig. 10).
+- :func:`plot_learning_curve`: validation recall@1 and recall@1% (%) per training epoch,
+  each with its chance level (a random ranking) as a dashed line.
 
 Every function writes ``<path>.tmp-<pid>`` and renames it over ``path``, draws
 on a ``matplotlib.figure.Figure`` (no pyplot global state) and produces an image
@@ -21,7 +23,8 @@ import numpy as np
 
 from cvmnet_tf.utils import atomic_io
 
-__all__ = ["plot_top_k_curve", "plot_retrieval_examples", "plot_recall_vs_distance", "plot_heatmap"]
+__all__ = ["plot_top_k_curve", "plot_retrieval_examples", "plot_recall_vs_distance", "plot_heatmap",
+           "plot_learning_curve"]
 
 ImageLike = Union[str, os.PathLike, np.ndarray]
 _DPI = 100
@@ -223,6 +226,51 @@ def plot_heatmap(geo, grid, similarity_map: np.ndarray, path: str, *,
     ax.set_ylabel("northing (m)")
     ax.ticklabel_format(useOffset=False, style="plain")
     fig.colorbar(im, ax=ax, label="exp(similarity), scaled to 0..1")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_learning_curve(epochs: Sequence[int], recall_at_1: Sequence[float], recall_at_1pct: Sequence[float],
+                        chance_at_1: float, chance_at_1pct: float, path, title: Optional[str] = None,
+                        size_px: Tuple[int, int] = (800, 500)) -> str:
+    """Validation recall@1 and recall@1% (fractions 0..1, drawn in %) versus epoch, each with
+    its chance level (a random ranking) as a dashed line of the same colour and its value in
+    the legend, so that a curve at chance reads as such. The recall axis is logarithmic (from
+    half the lower chance level to 100 %): chance levels of 0.2 % and 1.2 % and recalls of
+    tens of percent stay apart; a recall of 0 is drawn on the bottom edge.
+
+    Returns:
+      ``path``.
+    """
+    e = np.asarray(epochs, np.float64)
+    r1 = 100.0 * np.asarray(recall_at_1, np.float64)
+    rp = 100.0 * np.asarray(recall_at_1pct, np.float64)
+    if e.ndim != 1 or e.size == 0 or e.shape != r1.shape or e.shape != rp.shape:
+        raise ValueError("plot_learning_curve: epochs, recall_at_1 and recall_at_1pct must be non-empty 1-D and of "
+                         f"equal length; got {e.shape}, {r1.shape}, {rp.shape}")
+    if not 0.0 < min(chance_at_1, chance_at_1pct) <= 1.0:
+        raise ValueError(f"plot_learning_curve: chance levels must be in (0, 1], got {chance_at_1}, {chance_at_1pct}")
+    floor = 50.0 * min(chance_at_1, chance_at_1pct)
+    fig = _figure(size_px)
+    ax = fig.add_subplot(1, 1, 1)
+    for values, chance, label, colour in ((rp, chance_at_1pct, "recall@1%", "tab:blue"),
+                                          (r1, chance_at_1, "recall@1", "tab:orange")):
+        ax.plot(e, np.maximum(values, floor), marker="o", color=colour, label=f"{label} (last: {values[-1]:.1f}%)")
+        ax.axhline(100.0 * chance, color=colour, linestyle="--", linewidth=1.2,
+                   label=f"{label} of a random ranking ({100.0 * chance:.2f}%)")
+    ax.set_yscale("log")
+    ax.set_ylim(floor, 100.0)
+    ticks = [t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100) if t >= floor]
+    ax.set_yticks(ticks)
+    ax.set_yticklabels([f"{t:g}%" for t in ticks])
+    if e.size <= 30:
+        ax.set_xticks(e)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation recall (log scale)")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="best", framealpha=0.85)
     if title:
         ax.set_title(title)
     fig.tight_layout()

@@ -9,6 +9,7 @@ Layout under a run's ``output_dir`` (as the released TF1 code: ``Model/`` and ``
     Result/<model>_accuracy.txt          "<epoch> <iter> : <recall@1%>" one line per epoch
     Result/<model>_metrics.jsonl         every metric of every epoch, one JSON object a line
     Result/<model>_flags.json            the resolved configuration of the run
+    Result/<model>_learning_curve.png    validation recall@1 / recall@1% per epoch, with chance
 
 A checkpoint folder appears under its final name only once complete (written under a
 temporary name, then renamed), so "the last complete checkpoint" is the highest numbered
@@ -51,12 +52,13 @@ def checkpoint_path(output_dir: str, model_name: str, epoch: int) -> str:
 
 
 def result_paths(output_dir: str, model_name: str) -> dict:
-    """``{"accuracy", "metrics", "flags"}``: the run's files under ``<output_dir>/Result``."""
+    """``{"accuracy", "metrics", "flags", "curve"}``: the run's files under ``<output_dir>/Result``."""
     result = os.path.join(output_dir, "Result")
     return {
         "accuracy": os.path.join(result, f"{model_name}_accuracy.txt"),
         "metrics": os.path.join(result, f"{model_name}_metrics.jsonl"),
         "flags": os.path.join(result, f"{model_name}_flags.json"),
+        "curve": os.path.join(result, f"{model_name}_learning_curve.png"),
     }
 
 

@@ -4,6 +4,7 @@ Importing this package registers the layers for ``.keras`` deserialisation under
 the package name ``cvmnet_tf``.
 """
 from cvmnet_tf.layers.netvlad import NetVLAD
+from cvmnet_tf.layers.polar import PolarTransform, polar_sampling
 from cvmnet_tf.layers.normalization import (
     L2Normalize,
     LocalResponseNormalization,
@@ -11,4 +12,4 @@ from cvmnet_tf.layers.normalization import (
     precise_dtype,
 )
 
-__all__ = ["NetVLAD", "L2Normalize", "LocalResponseNormalization", "l2_normalize", "precise_dtype"]
+__all__ = ["NetVLAD", "PolarTransform", "polar_sampling", "L2Normalize", "LocalResponseNormalization", "l2_normalize", "precise_dtype"]

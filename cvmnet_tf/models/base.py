@@ -18,7 +18,13 @@ import keras
 
 from cvmnet_tf.models import backbones
 
-__all__ = ["CrossViewModel", "dtype_policy_scope", "check_model_args", "model_inputs", "branch_backbones"]
+__all__ = ["CrossViewModel", "dtype_policy_scope", "check_model_args", "model_inputs", "branch_backbones",
+           "satellite_view", "default_polar_size", "resolve_polar_size", "BLACK_NETWORK_INPUT"]
+
+#: The network input of a black pixel: BGR 0 minus the caffe means (B, G, R) of
+#: :data:`cvmnet_tf.data.preprocessing.CAFFE_BGR_MEAN` (a test checks they agree; the models
+#: are keras.ops only and do not import the TensorFlow preprocessing).
+BLACK_NETWORK_INPUT = (-103.939, -116.779, -123.6)
 
 
 @contextlib.contextmanager
@@ -55,13 +61,58 @@ def model_inputs(satellite_shape, ground_shape):
 
 
 def branch_backbones(backbone, satellite_shape, ground_shape, weights, dropout_rate, width=1.0,
-                     freeze_early_layers=True):
-    """(satellite backbone, ground backbone): unshared weights, as the released code."""
+                     freeze_early_layers=True, init="released"):
+    """(satellite backbone, ground backbone): unshared weights, as the released code.
+    ``satellite_shape``: (H, W) of the image the satellite backbone sees (the polar image
+    with ``polar_satellite``)."""
     kwargs = dict(weights=weights, dropout_rate=dropout_rate, width=width,
-                  freeze_early_layers=freeze_early_layers)
+                  freeze_early_layers=freeze_early_layers, init=init)
     grd = backbones.build_backbone(backbone, tuple(ground_shape) + (3,), branch="grd", **kwargs)
     sat = backbones.build_backbone(backbone, tuple(satellite_shape) + (3,), branch="sat", **kwargs)
     return sat, grd
+
+
+def default_polar_size(satellite_shape):
+    """(S/2, 2S) for an S x S satellite image: one polar row per pixel of radius and as many
+    pixels as the tile (cpu_demo: 64 -> 32 x 128, the panorama's size). It depends on the
+    satellite size only, never on the ground image (which may be a limited field-of-view crop)."""
+    s = int(satellite_shape[0])
+    return (max(1, s // 2), 2 * s)
+
+
+def satellite_view(satellite, satellite_shape, polar_satellite, polar_size, fn):
+    """What the satellite backbone sees: ``(tensor, (H, W))``.
+
+    ``polar_satellite=False``: the input itself. True: SAFA's polar transform of the (square)
+    tile (:class:`cvmnet_tf.layers.PolarTransform`, layer ``polar_sat``) to ``polar_size``
+    (H, W) pixels, black outside the tile; column 0 looks south, W/2 north, as a
+    north-centred panorama. The transform is a layer of the satellite branch, so training,
+    evaluation, the branch encoders and an exported SavedModel run the same sampling.
+    """
+    if not polar_satellite:
+        return satellite, tuple(satellite_shape)
+    from cvmnet_tf.layers import PolarTransform
+
+    if satellite_shape[0] is None or satellite_shape[0] != satellite_shape[1]:
+        raise ValueError(f"{fn}: polar_satellite needs a square satellite_shape, got {satellite_shape!r}")
+    size = tuple(int(v) for v in polar_size)
+    view = PolarTransform(size, fill_value=BLACK_NETWORK_INPUT, name="polar_sat")(satellite)
+    return view, size
+
+
+def resolve_polar_size(satellite_shape, polar_satellite, polar_size, fn):
+    """The polar image size a model records: None without ``polar_satellite``, else
+    ``polar_size`` checked ((H, W), each >= 1) or :func:`default_polar_size`."""
+    if not polar_satellite:
+        if polar_size is not None:
+            raise ValueError(f"{fn}: polar_size={polar_size!r} needs polar_satellite=True")
+        return None
+    if polar_size is None:
+        return default_polar_size(satellite_shape)
+    size = tuple(polar_size)
+    if len(size) != 2 or any(int(v) < 1 for v in size):
+        raise ValueError(f"{fn}: polar_size must be (height, width) in pixels, got {polar_size!r}")
+    return tuple(int(v) for v in size)
 
 
 class CrossViewModel(keras.Model):

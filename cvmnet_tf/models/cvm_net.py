@@ -21,8 +21,9 @@ from keras import layers
 
 from cvmnet_tf.layers import L2Normalize, NetVLAD, precise_dtype
 from cvmnet_tf.models.backbones import scaled_channels
+from cvmnet_tf.models.backbones.common import check_init, conv_initializers
 from cvmnet_tf.models.base import (CrossViewModel, branch_backbones, check_model_args, dtype_policy_scope,
-                                   model_inputs)
+                                   model_inputs, resolve_polar_size, satellite_view)
 
 __all__ = ["CVMNetI", "CVMNetII"]
 
@@ -43,6 +44,14 @@ class CVMNetI(CrossViewModel):
             values make CPU-sized models (the ``cpu_demo`` preset uses 0.125).
         freeze_early_layers: freeze the backbone's first layers (VGG16 conv1_1 .. conv3_3)
             as the released code; False trains all (random initialisation).
+        polar_satellite: SAFA's polar transform of the satellite image (Shi et al. 2019)
+            as the first layer of the satellite branch (``polar_sat``); the released code
+            has none (False).
+        polar_size: (H, W) of the polar image (default (S/2, 2S) for an S x S tile: see
+            :func:`cvmnet_tf.models.base.default_polar_size`); only with polar_satellite.
+        init: initialisation of randomly initialised layers: "released" (the code's) or "he"
+            (He normal backbone kernels and zero biases; Glorot uniform FC with zero bias).
+            Not part of the config: a loaded model takes its weights from the file.
         name: model name; dtype: Keras dtype policy to build under (None: the global one).
 
     Outputs: dict of unit-norm float32 (batch, descriptor_dim) descriptors.
@@ -52,21 +61,28 @@ class CVMNetI(CrossViewModel):
 
     def __init__(self, satellite_shape=(512, 512), ground_shape=(224, 1232), num_clusters=64,
                  descriptor_dim=4096, dropout_rate=0.2, backbone="vgg16", weights=None, width=1.0,
-                 freeze_early_layers=True, name="cvm_net_i", dtype=None, **kwargs):
+                 freeze_early_layers=True, polar_satellite=False, polar_size=None, init="released",
+                 name="cvm_net_i", dtype=None, **kwargs):
+        check_init(init, "cvm_net_i")
+        polar_size = resolve_polar_size(satellite_shape, polar_satellite, polar_size, "cvm_net_i")
         arguments = dict(satellite_shape=tuple(satellite_shape), ground_shape=tuple(ground_shape),
                          num_clusters=num_clusters, descriptor_dim=descriptor_dim, dropout_rate=dropout_rate,
-                         backbone=backbone, width=width, freeze_early_layers=freeze_early_layers)
+                         backbone=backbone, width=width, freeze_early_layers=freeze_early_layers,
+                         polar_satellite=bool(polar_satellite), polar_size=polar_size)
         with dtype_policy_scope(dtype):
             check_model_args(satellite_shape, ground_shape, descriptor_dim, dropout_rate, "cvm_net_i")
             satellite, ground = model_inputs(satellite_shape, ground_shape)
-            vgg_sat, vgg_grd = branch_backbones(backbone, satellite_shape, ground_shape, weights, dropout_rate,
-                                                width, freeze_early_layers)
+            sat_view, view_shape = satellite_view(satellite, satellite_shape, polar_satellite, polar_size,
+                                                  "cvm_net_i")
+            vgg_sat, vgg_grd = branch_backbones(backbone, view_shape, ground_shape, weights, dropout_rate,
+                                                width, freeze_early_layers, init)
             grd_vlad = NetVLAD(num_clusters, name="netvlad_grd")(vgg_grd(ground))
-            sat_vlad = NetVLAD(num_clusters, name="netvlad_sat")(vgg_sat(satellite))
-            fc = layers.Dense(descriptor_dim, activation=None,
-                              kernel_initializer=keras.initializers.TruncatedNormal(mean=0.0, stddev=0.005),
-                              bias_initializer=keras.initializers.Constant(0.1),
-                              dtype=precise_dtype(), name="dim_reduction")
+            sat_vlad = NetVLAD(num_clusters, name="netvlad_sat")(vgg_sat(sat_view))
+            fc_kernel, fc_bias = ((keras.initializers.TruncatedNormal(mean=0.0, stddev=0.005),
+                                   keras.initializers.Constant(0.1)) if init == "released"
+                                  else ("glorot_uniform", "zeros"))
+            fc = layers.Dense(descriptor_dim, activation=None, kernel_initializer=fc_kernel,
+                              bias_initializer=fc_bias, dtype=precise_dtype(), name="dim_reduction")
             outputs = {"satellite": L2Normalize(name="l2_sat")(fc(sat_vlad)),
                        "ground": L2Normalize(name="l2_grd")(fc(grd_vlad))}
             self._finish_init({"satellite": satellite, "ground": ground}, outputs, name, dtype, arguments,
@@ -82,29 +98,35 @@ class CVMNetII(CrossViewModel):
             unit vectors). False reproduces the released code, which returns the
             un-normalised ``vlad @ hidden1_weights``.
 
-    ``width`` also scales the 512-channel transformation convs.
+    ``width`` also scales the 512-channel transformation convs; ``init="he"`` also gives
+    them He normal kernels and zero biases.
     """
 
     architecture = "cvm_net_ii"
 
     def __init__(self, satellite_shape=(512, 512), ground_shape=(224, 1232), num_clusters=64,
                  descriptor_dim=4096, dropout_rate=0.2, backbone="vgg16", weights=None,
-                 normalize_output=True, width=1.0, freeze_early_layers=True, name="cvm_net_ii", dtype=None,
-                 **kwargs):
+                 normalize_output=True, width=1.0, freeze_early_layers=True, polar_satellite=False,
+                 polar_size=None, init="released", name="cvm_net_ii", dtype=None, **kwargs):
+        check_init(init, "cvm_net_ii")
+        polar_size = resolve_polar_size(satellite_shape, polar_satellite, polar_size, "cvm_net_ii")
         arguments = dict(satellite_shape=tuple(satellite_shape), ground_shape=tuple(ground_shape),
                          num_clusters=num_clusters, descriptor_dim=descriptor_dim, dropout_rate=dropout_rate,
                          backbone=backbone, normalize_output=normalize_output, width=width,
-                         freeze_early_layers=freeze_early_layers)
+                         freeze_early_layers=freeze_early_layers, polar_satellite=bool(polar_satellite),
+                         polar_size=polar_size)
         with dtype_policy_scope(dtype):
             check_model_args(satellite_shape, ground_shape, descriptor_dim, dropout_rate, "cvm_net_ii")
             satellite, ground = model_inputs(satellite_shape, ground_shape)
-            vgg_sat, vgg_grd = branch_backbones(backbone, satellite_shape, ground_shape, weights, dropout_rate,
-                                                width, freeze_early_layers)
+            sat_view, view_shape = satellite_view(satellite, satellite_shape, polar_satellite, polar_size,
+                                                  "cvm_net_ii")
+            vgg_sat, vgg_grd = branch_backbones(backbone, view_shape, ground_shape, weights, dropout_rate,
+                                                width, freeze_early_layers, init)
+            kernel_init, bias_init = conv_initializers(init)
 
             def conv(kernel, conv_name):
                 return layers.Conv2D(scaled_channels(512, width), kernel, padding="same", activation="relu",
-                                     kernel_initializer="glorot_uniform",
-                                     bias_initializer="glorot_uniform", name=conv_name)
+                                     kernel_initializer=kernel_init, bias_initializer=bias_init, name=conv_name)
 
             sat_trans, grd_trans = conv(1, "sat_trans_conv1"), conv(1, "grd_trans_conv1")
             trans_conv1, trans_conv2 = conv(3, "trans_conv1"), conv(1, "trans_conv2")
@@ -119,7 +141,7 @@ class CVMNetII(CrossViewModel):
                     x = L2Normalize(name=f"l2_{tag}")(x)
                 return x
 
-            outputs = {"satellite": branch(vgg_sat(satellite), sat_trans, "sat"),
+            outputs = {"satellite": branch(vgg_sat(sat_view), sat_trans, "sat"),
                        "ground": branch(vgg_grd(ground), grd_trans, "grd")}
             self._finish_init({"satellite": satellite, "ground": ground}, outputs, name, dtype, arguments,
                               **kwargs)

@@ -47,7 +47,7 @@ CONFIG_ARGUMENTS = {
     "satellite_size": "satellite_shape", "ground_size": "ground_shape", "num_clusters": "num_clusters",
     "descriptor_dim": "descriptor_dim", "dropout_rate": "dropout_rate", "backbone": "backbone",
     "weights": "weights", "width": "width", "freeze_early_layers": "freeze_early_layers",
-    "normalize_output": "normalize_output",
+    "normalize_output": "normalize_output", "polar_satellite": "polar_satellite", "init": "init",
 }
 
 
@@ -69,7 +69,8 @@ def build_model(name, **kwargs):
     """Build the model registered as ``name`` (:data:`MODEL_NAMES`).
 
     ``kwargs`` go to its class (satellite_shape, ground_shape, num_clusters, descriptor_dim,
-    dropout_rate, backbone, weights, width, freeze_early_layers, normalize_output, dtype).
+    dropout_rate, backbone, weights, width, freeze_early_layers, polar_satellite, polar_size,
+    init, normalize_output, dtype).
     The Siamese models ignore ``num_clusters`` (they have no NetVLAD) and their backbone is
     fixed by the name; ``normalize_output=False`` is refused for every model whose output
     is always l2-normalised (all but cvm_net_ii); any other unknown argument is refused.

@@ -20,7 +20,8 @@ from cvmnet_tf.utils import atomic_io
 
 __all__ = ["CheckpointError", "MODEL_FILE", "OPTIMIZER_FILE", "STATE_FILE", "model_dir", "checkpoint_path",
            "result_paths", "list_checkpoints", "read_state", "save_checkpoint", "restore_checkpoint",
-           "check_same_architecture", "write_result_files", "format_recall_line", "read_history"]
+           "check_same_architecture", "write_result_files", "write_learning_curve", "format_recall_line",
+           "read_history"]
 
 
 def save_checkpoint(output_dir: str, model, optimizer, epoch: int, state: dict) -> str:
@@ -80,13 +81,31 @@ def restore_checkpoint(path: str, model, optimizer, config: dict) -> dict:
 
 
 def write_result_files(output_dir: str, model_name: str, history: list[dict]) -> None:
-    """Rewrite the recall file and the metrics log from ``history`` (one dict per epoch,
-    ascending, with keys epoch, iterations, metrics), so that after a resume they hold
-    exactly one line for every completed epoch."""
+    """Rewrite the recall file, the metrics log and the learning curve from ``history`` (one
+    dict per epoch, ascending, with keys epoch, iterations, metrics), so that after a resume
+    they hold exactly one entry for every completed epoch."""
     paths = result_paths(output_dir, model_name)
     lines = [format_recall_line(h["epoch"], h["iterations"], h["metrics"]["recall@1%"]) for h in history]
     atomic_io.write_text(paths["accuracy"], "".join(line + "\n" for line in lines))
     atomic_io.write_text(paths["metrics"], "".join(json.dumps(h, sort_keys=True) + "\n" for h in history))
+    write_learning_curve(paths["curve"], model_name, history)
+
+
+def write_learning_curve(path: str, model_name: str, history: list[dict]) -> bool:
+    """``Result/<model>_learning_curve.png`` (atomically): validation recall@1 and recall@1%
+    per epoch with their chance levels (the metrics "chance_recall@1" / "chance_recall@1%"
+    the validation writes). Returns False, writing nothing, for an empty history or records
+    without chance levels (checkpoints of older versions)."""
+    if not history or any("chance_recall@1" not in h["metrics"] for h in history):
+        return False
+    from cvmnet_tf.evaluation.plots import plot_learning_curve
+
+    last = history[-1]["metrics"]
+    plot_learning_curve([h["epoch"] for h in history], [h["metrics"]["recall@1"] for h in history],
+                        [h["metrics"]["recall@1%"] for h in history], last["chance_recall@1"],
+                        last["chance_recall@1%"], path,
+                        title=f"{model_name}: validation recall, {last.get('num_database', '?')} database images")
+    return True
 
 
 def format_recall_line(epoch: int, iterations: int, recall: float) -> str:

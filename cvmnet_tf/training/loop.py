@@ -36,7 +36,8 @@ from cvmnet_tf.utils.text import first_items
 
 __all__ = ["train", "setup", "run_epoch", "record_epoch", "TrainingRun", "EpochStats", "TrainResult",
            "NonFiniteLossError", "prepare_data_dir", "write_synthetic_dataset", "evaluate_model",
-           "chance_recall_at_top_percent"]
+           "chance_recall_at_top_percent", "learning_rate_schedule", "synthetic_data_dir",
+           "SYNTHETIC_WORLD_VERSION"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -116,7 +117,7 @@ def setup(config: TrainConfig) -> TrainingRun:
     if config.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"--batch_size={config.batch_size} must be divisible by the "
                          f"{strategy.num_replicas_in_sync} replicas")
-    model, optimizer = _build(config, strategy)
+    model, optimizer = _build(config, strategy, train_split)
     run = TrainingRun(config=config, log=log, data_dir=data_dir, sizes=sizes, train_split=train_split,
                       val_split=val_split, strategy=strategy, model=model, optimizer=optimizer,
                       losses=_losses(config), steps_per_epoch=_steps_per_epoch(config, train_split),
@@ -144,12 +145,27 @@ def _load_splits(config: TrainConfig, data_dir: str):
     return train_split, val_split
 
 
-def _build(config: TrainConfig, strategy):
+def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
+    """The learning rate of every step: ``config.learning_rate`` (``lr_schedule="constant"``,
+    the released code's), or for "cosine" a linear warm-up from 0 over ``warmup_epochs``
+    epochs, then a cosine decay to 0 at the end of the last epoch (Keras ``CosineDecay``;
+    the schedule is a function of the optimizer's step count, so a resumed run continues it)."""
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    total = max(1, config.epochs * steps_per_epoch)
+    warmup = min(int(round(config.warmup_epochs * steps_per_epoch)), total - 1)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else config.learning_rate, decay_steps=total - warmup,
+        warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
+
+
+def _build(config: TrainConfig, strategy, train_split):
     from cvmnet_tf import models as cv_models
 
     with strategy.scope():
         model = cv_models.build_model_from_config(config)
-        optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, beta_1=0.9, beta_2=0.999)
+        optimizer = keras.optimizers.Adam(learning_rate=learning_rate_schedule(config, _steps_per_epoch(
+            config, train_split)), beta_1=0.9, beta_2=0.999)
         if config.mixed_precision:
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
@@ -205,7 +221,7 @@ def run_epoch(run: TrainingRun, epoch: int) -> EpochStats:
     _reset_seed_generators(run.model, epoch_seed)
     dataset, report = cv_data.make_pair_dataset(run.train_split, run.sizes, training=True,
                                                 batch_size=config.batch_size, shuffle=True, seed=epoch_seed,
-                                                return_report=True)
+                                                return_report=True, augmentation=config.augmentation)
     if config.max_steps_per_epoch:
         dataset = dataset.take(config.max_steps_per_epoch)
     step_fn = run.step_fn(hard)
@@ -278,42 +294,62 @@ def _epoch_line(epoch, record, metrics) -> str:
             + (f", AP {100 * metrics['AP']:.2f}%" if "AP" in metrics else "")
             + (f", median rank {100 * metrics['median_rank_fraction']:.1f}% of the database (random: 50%)"
                if "median_rank_fraction" in metrics else "")
-            + f" ({record['pairs_per_second']:.1f} pairs/s); chance recall@1% "
-            f"{100 * chance_recall_at_top_percent(metrics.get('num_database', 0)):.2f}%")
+            + f" ({record['pairs_per_second']:.1f} pairs/s); chance: recall@1 {100 * metrics['chance_recall@1']:.2f}%, "
+            f"recall@1% {100 * metrics['chance_recall@1%']:.2f}%")
 
 
 # ---------------------------------------------------------------------------------------- data
+#: Tag of the synthetic world in default ``--synthetic`` folder names: a folder written by an
+#: older world (e.g. v1, with its per-pair colour cast shared by both views) is never reused.
+SYNTHETIC_WORLD_VERSION = "w2"
+
+
+def synthetic_data_dir(config: TrainConfig) -> str:
+    """The default ``--synthetic`` dataset folder: counts, seed, written sizes, world version."""
+    from cvmnet_tf.data import get_dataset
+
+    sat, grd = get_dataset(config.dataset).synthetic.training_sizes(config.satellite_size, config.ground_size)
+    return os.path.join("data", f"synthetic_{config.dataset}_{config.synthetic_train_pairs}_"
+                                f"{config.synthetic_val_pairs}_seed{config.seed}_{sat[0]}x{sat[1]}_{grd[0]}x{grd[1]}"
+                                f"_{SYNTHETIC_WORLD_VERSION}")
+
+
 def prepare_data_dir(config: TrainConfig, log=print) -> str:
-    """The dataset folder to read; with ``synthetic=True`` generate it first if needed."""
+    """The dataset folder to read; with ``synthetic=True`` generate it first if needed (at the
+    training input sizes, see :class:`cvmnet_tf.data.registry.SyntheticSpec`)."""
     if not config.synthetic:
         if not os.path.isdir(config.data_dir):
             raise FileNotFoundError(f"--data_dir={config.data_dir}: no such folder (see data/README.md)")
         return config.data_dir
-    data_dir = config.data_dir or os.path.join(
-        "data", f"synthetic_{config.dataset}_{config.synthetic_train_pairs}_{config.synthetic_val_pairs}"
-                f"_seed{config.seed}")
+    from cvmnet_tf.data import get_dataset
+
+    if get_dataset(config.dataset).synthetic is None:
+        raise ValueError(f"--synthetic: the synthetic world has no {get_dataset(config.dataset).title} layout")
+    data_dir = config.data_dir or synthetic_data_dir(config)
     marker = os.path.join(data_dir, ".complete")
     if not os.path.exists(marker):
         log(f"Writing the synthetic {config.dataset} dataset to {data_dir} "
             f"({config.synthetic_train_pairs} training + {config.synthetic_val_pairs} validation pairs)")
         t0 = time.perf_counter()
         write_synthetic_dataset(data_dir, config.dataset, config.synthetic_train_pairs,
-                                config.synthetic_val_pairs, config.seed)
+                                config.synthetic_val_pairs, config.seed, config.satellite_size, config.ground_size)
         atomic_io.write_text(marker, "ok\n")
         log(f"  done in {time.perf_counter() - t0:.1f} s")
     return data_dir
 
 
-def write_synthetic_dataset(out_dir: str, dataset: str, num_train: int, num_val: int, seed: int = 0) -> dict:
+def write_synthetic_dataset(out_dir: str, dataset: str, num_train: int, num_val: int, seed: int = 0,
+                            satellite_size=(64, 64), ground_size=(32, 128)) -> dict:
     """The synthetic world that ``--synthetic`` trains on, in ``dataset``'s layout (its
-    registry entry's writer and colour cast). ``num_train`` / ``num_val`` count pairs (for
-    University-1652 drone images, 4 per building)."""
+    registry entry's writer), written for the network input sizes ``satellite_size`` /
+    ``ground_size`` ((H, W) pixels). ``num_train`` / ``num_val`` count pairs (for
+    University-1652 drone images, 4 per building). No label is shared by the two views."""
     from cvmnet_tf.data import get_dataset
 
     spec = get_dataset(dataset)
     if spec.synthetic is None:
         raise ValueError(f"--synthetic: the synthetic world has no {spec.title} layout")
-    return spec.synthetic.write_for_training(out_dir, num_train, num_val, seed)
+    return spec.synthetic.write_for_training(out_dir, num_train, num_val, seed, satellite_size, ground_size)
 
 
 # ---------------------------------------------------------------------------------------- helpers

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["evaluate_model", "evaluate_labelled_model", "chance_recall_at_top_percent"]
+__all__ = ["evaluate_model", "evaluate_labelled_model", "chance_recall_at_top_percent", "chance_recall_at_k"]
 
 
 def evaluate_model(model, split, sizes, config) -> dict:
@@ -28,6 +28,9 @@ def evaluate_model(model, split, sizes, config) -> dict:
     # Median rank of the true satellite image (0 = first), as a fraction of the database:
     # 0.5 for a random ranking; shows learning before recall@1% moves.
     metrics["median_rank_fraction"] = float(np.median(ranks) / len(sat))
+    # what a random ranking scores (one true match among N): recall@K = K / N
+    metrics["chance_recall@1"] = chance_recall_at_k(np.ones(len(grd)), len(sat), 1)
+    metrics["chance_recall@1%"] = chance_recall_at_top_percent(len(sat))
     if split.utm is not None:
         utm = np.asarray(split.utm, dtype=np.float64)[index]
         geo = evaluation.geo_recall(grd, sat, utm, utm, threshold_m=config.geo_threshold_m, ks=(1, 5, 10))
@@ -55,9 +58,26 @@ def evaluate_labelled_model(model, split, sizes, config) -> dict:
     metrics = {f"recall@{k}": float(result[f"recall@{k}"]) for k in (1, 5, 10)}
     metrics["recall@1%"] = float(result[f"recall@{k_percent}"])
     metrics["AP"] = float(result["AP"])
+    true_per_query = (np.asarray(query_labels)[:, None] == np.asarray(gallery_labels)[None, :]).sum(1)
+    metrics["chance_recall@1"] = chance_recall_at_k(true_per_query, len(gallery), 1)
+    metrics["chance_recall@1%"] = chance_recall_at_k(true_per_query, len(gallery), k_percent)
     metrics["num_database"] = int(len(gallery))
     metrics["num_query"] = int(len(query))
     return metrics
+
+
+def chance_recall_at_k(true_matches, num_database: int, k: int) -> float:
+    """Mean recall@K of a uniformly random ranking of ``num_database`` items, for queries with
+    ``true_matches`` (int array) true items each: 1 - C(N - m, K) / C(N, K) per query
+    (= K / N for one true match)."""
+    m = np.asarray(true_matches, np.int64).ravel()
+    n, k = int(num_database), int(k)
+    if n <= 0 or m.size == 0:
+        return 0.0
+    miss = np.ones(m.size)
+    for i in range(min(k, n)):   # prod_{i<K} (N - m - i) / (N - i)
+        miss *= np.clip((n - m - i) / (n - i), 0.0, 1.0)
+    return float(np.mean(1.0 - miss))
 
 
 def chance_recall_at_top_percent(num_database: int, percent: float = 1.0) -> float:

@@ -7,9 +7,9 @@ flight levels derived from the tile extent so that the view covers about one til
 65 degrees at slant range 1.25 x (tile extent / (2 tan(fov / 2))) and pitch 55 degrees at
 1.0 x that range (altitude and distance jittered +-5 %). Satellite tiles are
 ``render.cut_tile`` at ``config.tile_extent_m``; street views are 90-degree ground crops
-(``render.render_ground``) from the target point at random headings. A per-class colour
-cast ``1 + config.location_tint * U(-1, 1)`` per channel is shared by the tile, the drone
-and the street views of a place, exactly as :func:`.pairs.make_pair` does for pairs.
+(``render.render_ground``) from the target point at random headings, lit as
+``config.ground_sun`` says. The views of a place share nothing but the place (no colour
+cast or other per-place label).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import numpy as np
 from cvmnet_tf.data.synthetic import render
 from cvmnet_tf.data.synthetic.config import STREAMS, WorldConfig, region_origin, seed_sequence
 from cvmnet_tf.data.synthetic.drone import footprint_radius_m, render_drone_view
-from cvmnet_tf.data.synthetic.world import SKY, generate_map, sample_locations
+from cvmnet_tf.data.synthetic.world import generate_map, sample_locations
 
 __all__ = ["STREAM", "SPLITS", "FLIGHT_LEVELS", "DRONE_FOV_DEG", "STREET_FOV_DEG", "flight_plan", "place_geometry",
            "iter_places", "render_class"]
@@ -72,7 +72,7 @@ def iter_places(split: int, n: int, seed: int, config: WorldConfig, sat_side, dr
     produced, region = 0, 0
     while produced < n:
         world = generate_map((seed, STREAM, split, region), (side, side), mpp,
-                             region_origin(STREAM, split, region))
+                             region_origin(STREAM, split, region), **config.map_options())
         rng = np.random.default_rng(seed_sequence(seed, STREAM, split, region, 1 << 20))
         pts = sample_locations(world, _LOCATIONS_PER_REGION, rng, min_spacing_m=spacing,
                                margin_m=margin)
@@ -88,17 +88,11 @@ def iter_places(split: int, n: int, seed: int, config: WorldConfig, sat_side, dr
 
 def render_class(world, x, y, rng, config, sat_side, drone_size, views, street_sets):
     """Images of one class: (tile, [drone views], [[street views] per set])."""
-    u = rng.uniform(-1.0, 1.0, 3)              # always drawn: tint does not shift the rest
-    tint = (1.0 + config.location_tint * u).astype(np.float32)
     tile = render.cut_tile(world, x, y, extent_m=config.tile_extent_m, size=sat_side)
-    if config.location_tint > 0:
-        tile = np.clip(tile.astype(np.float32) * tint, 0, 255).astype(np.uint8)
-    else:
-        tint = None
     tile = render.degrade_satellite(tile, rng, strength=config.satellite_strength)
     drones = [render_drone_view(world, x, y, drone_size, heading_deg=h, altitude_m=a,
                                 distance_m=d, fov_deg=DRONE_FOV_DEG, rng=rng,
-                                strength=config.ground_strength, tint=tint)
+                                strength=config.ground_strength)
               for h, a, d in flight_plan(config, drone_size, views, rng)]
     streets = []
     for n_views in street_sets:
@@ -107,10 +101,8 @@ def render_class(world, x, y, rng, config, sat_side, drone_size, views, street_s
             rgb, lab = render.render_ground(
                 world, x, y, drone_size, horizon_fraction=0.4,
                 heading_deg=float(rng.uniform(0, 360)), fov_deg=STREET_FOV_DEG,
-                camera_height_m=config.camera_height_m, max_distance_m=config.max_distance_m)
-            if tint is not None:
-                surface = lab != SKY
-                rgb[surface] = np.clip(rgb[surface] * tint, 0, 255)
+                camera_height_m=config.camera_height_m, max_distance_m=config.max_distance_m,
+                sun_azimuth_deg=config.ground_sun_azimuth(rng))
             imgs.append(render.degrade_ground(rgb, lab, rng, strength=config.ground_strength))
         streets.append(imgs)
     return tile, drones, streets

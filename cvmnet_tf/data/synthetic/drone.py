@@ -224,9 +224,8 @@ def render_drone(world: SyntheticMap, x: float, y: float, size, *, heading_deg: 
 def render_drone_view(world: SyntheticMap, x: float, y: float, size, *, heading_deg: float,
                       altitude_m: float, distance_m: float, fov_deg: float = 60.0,
                       rng: np.random.Generator | None = None, strength: float = 1.0,
-                      tint=None, height_steps: int = 12,
-                      haze_distance_m: float = 2000.0) -> np.ndarray:
-    """Drone photograph of map pixel (x, y): :func:`render_drone` + tint + photometric jitter.
+                      height_steps: int = 12, haze_distance_m: float = 2000.0) -> np.ndarray:
+    """Drone photograph of map pixel (x, y): :func:`render_drone` + photometric jitter.
 
     Args:
       world, x, y, size, heading_deg, altitude_m, distance_m, fov_deg, height_steps,
@@ -235,22 +234,12 @@ def render_drone_view(world: SyntheticMap, x: float, y: float, size, *, heading_
         contrast +-20 %, gamma, Gaussian blur, sensor noise sigma 3..8, sky clouds; see
         render.degrade_ground); None = no jitter (clean, deterministic render).
       strength: scales the jitter (0 = none).
-      tint: optional (3,) per-channel gain of the location's colour cast (the
-        ``WorldConfig.location_tint`` mechanism: 1 + location_tint * U(-1, 1) per
-        channel, shared by all views of a place); applied to non-sky pixels before the
-        jitter, like the ground panoramas of pairs.iter_pairs.
     Returns:
       uint8 (H, W, 3) RGB.
     """
     rgb, lab = render_drone(world, x, y, size, heading_deg=heading_deg, altitude_m=altitude_m,
                             distance_m=distance_m, fov_deg=fov_deg, height_steps=height_steps,
                             haze_distance_m=haze_distance_m)
-    if tint is not None:
-        tint = np.asarray(tint, np.float32).reshape(-1)
-        if tint.shape != (3,) or not np.isfinite(tint).all():
-            raise ValueError(f"render_drone_view: tint must be 3 finite gains, got {tint!r}")
-        surface = lab != SKY
-        rgb[surface] = np.clip(rgb[surface] * tint, 0, 255)
     if rng is None or strength <= 0:
         return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
     return render.degrade_ground(rgb, lab, rng, strength=strength)

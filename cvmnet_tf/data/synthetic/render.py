@@ -1,6 +1,7 @@
 """Views of a :class:`~cvmnet_tf.data.synthetic.world.SyntheticMap`.
 
-- :func:`cut_tile`: a square satellite tile centred on a position (north up, or rotated).
+- :func:`cut_tile`: a square satellite tile centred on a position (north up, or rotated);
+  :func:`cut_label_tile`: its class labels.
 - :func:`render_ground`: the geometrically consistent street-level view from the same
   position, a cylindrical panorama (azimuth across the width, elevation down the rows)
   ray-cast against the height map, so buildings and trees occlude what is behind them
@@ -202,7 +203,8 @@ def render_ground(world: SyntheticMap, x: float, y: float, size, *,
                   horizon_fraction: float = 1 / 3, north_column_fraction: float = 0.5,
                   heading_deg: float | None = None, fov_deg: float | None = None,
                   camera_height_m: float = 2.0, max_distance_m: float = 80.0,
-                  num_samples: int = 96, haze_distance_m: float = 150.0):
+                  num_samples: int = 96, haze_distance_m: float = 150.0,
+                  sun_azimuth_deg: float | None = None):
     """Noiseless street-level view at map pixel (x, y).
 
     Each column casts a ray over the height map (``num_samples`` geometric distance
@@ -220,10 +222,13 @@ def render_ground(world: SyntheticMap, x: float, y: float, size, *,
       size: (H, W) output pixels.
       horizon_fraction, north_column_fraction, heading_deg, fov_deg: see view_angles.
       camera_height_m, max_distance_m, num_samples, haze_distance_m: geometry (metres).
+      sun_azimuth_deg: the sun lighting the facades (sun-side walls and crowns brighter),
+        degrees clockwise from north; None: the map's (the sun of its satellite shadows).
     Returns:
       (rgb float32 (H, W, 3) in [0, 255], labels uint8 (H, W) with SKY=255 for sky).
     """
     h_map, w_map = world.shape
+    sun = world.sun_azimuth_deg if sun_azimuth_deg is None else float(sun_azimuth_deg)
     mpp = float(world.metres_per_pixel)
     hh, ww = (int(v) for v in size)
     if hh < 1 or ww < 1:
@@ -274,14 +279,30 @@ def render_ground(world: SyntheticMap, x: float, y: float, size, *,
         ko = fo % k
         band = np.where((olab == BUILDING) & ((z_hit.ravel().take(oi) % 3.0) > 1.9),
                         np.float32(0.72), np.float32(1.0))   # window rows
-        side = (0.8 + 0.2 * np.cos(a["azim"] - math.radians(world.sun_azimuth_deg)
-                                   + math.pi)).astype(np.float32)
+        side = (0.8 + 0.2 * np.cos(a["azim"] - math.radians(sun) + math.pi)).astype(np.float32)
         fac_o = band * side.take(oi % ww) * e["keep_k"].take(ko)
         col *= fac_o[:, None]
         col += e["haze_k"].take(ko)[:, None] * HAZE
         rgb.reshape(-1, 3)[oi] = col
         lab.reshape(-1)[oi] = olab
     return rgb, lab
+
+
+def _tile_transform(img, x, y, n, s, rotation_deg, resample):
+    """The square tile of side ``n`` map pixels centred on map pixel (x, y), turned so that
+    ``rotation_deg`` (clockwise from north) points up, resampled to ``s`` x ``s``."""
+    if rotation_deg == 0:
+        box = (x + 0.5 - n / 2, y + 0.5 - n / 2, x + 0.5 + n / 2, y + 0.5 + n / 2)
+        return img.resize((s, s), resample, box=box)
+    m = max(1, int(math.ceil(n)))
+    sc = n / m
+    p = math.radians(rotation_deg)
+    c, si = math.cos(p), math.sin(p)
+    a, b, e_, f_ = sc * c, -sc * si, sc * si, sc * c
+    cx, cy = x + 0.5, y + 0.5
+    coeffs = (a, b, cx - (a + b) * m / 2, e_, f_, cy - (e_ + f_) * m / 2)
+    out = img.transform((m, m), Image.AFFINE, coeffs, resample=resample)
+    return out if m == s else out.resize((s, s), resample)
 
 
 def cut_tile(world: SyntheticMap, x: float, y: float, *, extent_m: float, size,
@@ -299,22 +320,18 @@ def cut_tile(world: SyntheticMap, x: float, y: float, *, extent_m: float, size,
       uint8 (S, S, 3) RGB; tile metres per pixel = extent_m / S.
     """
     s = square_side(size, "cut_tile")
-    img = world.pil_satellite()
-    n = extent_m / world.metres_per_pixel     # tile side in map pixels
-    if rotation_deg == 0:
-        box = (x + 0.5 - n / 2, y + 0.5 - n / 2, x + 0.5 + n / 2, y + 0.5 + n / 2)
-        out = img.resize((s, s), Image.BILINEAR, box=box)
-    else:
-        m = max(1, int(math.ceil(n)))
-        sc = n / m
-        p = math.radians(rotation_deg)
-        c, si = math.cos(p), math.sin(p)
-        a, b, e_, f_ = sc * c, -sc * si, sc * si, sc * c
-        cx, cy = x + 0.5, y + 0.5
-        coeffs = (a, b, cx - (a + b) * m / 2, e_, f_, cy - (e_ + f_) * m / 2)
-        out = img.transform((m, m), Image.AFFINE, coeffs, resample=Image.BILINEAR)
-        if m != s:
-            out = out.resize((s, s), Image.BILINEAR)
+    out = _tile_transform(world.pil_satellite(), x, y, extent_m / world.metres_per_pixel, s, rotation_deg,
+                          Image.BILINEAR)
+    return np.asarray(out, np.uint8)
+
+
+def cut_label_tile(world: SyntheticMap, x: float, y: float, *, extent_m: float, size,
+                   rotation_deg: float = 0.0) -> np.ndarray:
+    """The class labels (``world.labels`` ids) of the tile :func:`cut_tile` cuts with the same
+    arguments: uint8 (S, S), nearest-neighbour sampling of the same box / rotation."""
+    s = square_side(size, "cut_label_tile")
+    img = Image.fromarray(np.ascontiguousarray(world.labels, np.uint8), "L")
+    out = _tile_transform(img, x, y, extent_m / world.metres_per_pixel, s, rotation_deg, Image.NEAREST)
     return np.asarray(out, np.uint8)
 
 

@@ -4,9 +4,12 @@ A :class:`SyntheticMap` is a north-up raster of a small made-up region: roads wi
 markings, buildings (rotated rectangles with gabled roofs and sun shadows), fields, trees
 and water. Next to the satellite appearance it stores what the ground camera needs:
 per-pixel object height (metres), class labels, and a second colour layer
-(``facade``) holding the colours seen from street level in a *different palette*
-(walls instead of roofs, other greens and greys), so the two views are related but
-not identical.
+(``facade``) holding the colours seen from street level: walls instead of roofs, and
+either a palette of its own for every class (``ground_palette="street"``, world v1) or the
+satellite colours of the surfaces (``"satellite"``: grass, roads, water, markings, tree
+crowns and fields keep their colours between the two views, as in real photos; the two
+views still differ by independent per-view illumination, shading, grain and jitter).
+Either way a colour is a fixed function of the class / palette entry, never of the place.
 
 Coordinates: pixel ``(x, y)`` = (column, row), pixel centres at integer values, row 0
 is the northern edge. UTM-like metres: ``easting = origin_easting + (x + 0.5) * mpp``,
@@ -184,6 +187,11 @@ _PAL_SAT = np.concatenate([np.array([_SAT[c] for c in (GRASS, ROAD, WATER, MARKI
                                     np.float32), _FIELDS_SAT, _ROOFS, _ROOFS * 0.82])
 _PAL_GRD = np.concatenate([np.array([_GRD[c] for c in (GRASS, ROAD, WATER, MARKING, TREE)],
                                     np.float32), _FIELDS_GRD, _WALLS, _WALLS])
+# ground_palette="satellite": the surfaces in their satellite colours, walls in the wall palette
+# (roofs are seen only from above, walls only from the street)
+_PAL_GRD_SHARED = np.concatenate([_PAL_SAT[:_P_ROOF], _WALLS, _WALLS])
+#: Street-level palettes of generate_map (see the module docstring).
+GROUND_PALETTES = ("street", "satellite")
 _BLOCKED = np.zeros(256, bool)
 _BLOCKED[[ROAD, MARKING, WATER, BUILDING]] = True
 
@@ -421,11 +429,12 @@ def _plant_trees(c: _Canvas, rng, style: WorldStyle, area_ha) -> None:
     c.shade_grd.reshape(-1)[pix[last]] = 0.8 + 0.3 * dome[last]
 
 
-def _cast_shadows(c: _Canvas, rng) -> float:
+def _cast_shadows(c: _Canvas, rng, sun_azimuth_range_deg=(120.0, 240.0)) -> float:
     """Sun shadows on the satellite layer (computed at half resolution); returns the sun
-    azimuth (degrees clockwise from north, towards the sun)."""
+    azimuth (degrees clockwise from north, towards the sun), uniform in the range."""
     h, w = c.h, c.w
-    sun_az = float(rng.uniform(120, 240))
+    lo, hi = (float(v) for v in sun_azimuth_range_deg)
+    sun_az = float(rng.uniform(lo, hi)) % 360.0
     tan_el = math.tan(math.radians(rng.uniform(35, 60)))
     f = 2
     hs = c.height[: h - h % f, : w - w % f].reshape(h // f, f, w // f, f).max(axis=(1, 3))
@@ -447,19 +456,21 @@ def _cast_shadows(c: _Canvas, rng) -> float:
     return sun_az
 
 
-def _colour_layers(c: _Canvas, rng):
+def _colour_layers(c: _Canvas, rng, ground_palette="street"):
     """Low-frequency brightness and per-pixel grain, independent per layer; returns the
     (satellite, facade) uint8 (H, W, 3) colour layers."""
+    pal_grd = _PAL_GRD_SHARED if ground_palette == "satellite" else _PAL_GRD
     h, w, m2p = c.h, c.w, c.m2p
     c.shade_sat *= 1 + 0.07 * _smooth_noise(rng, (h, w), 25 * m2p)
     c.shade_grd *= 1 + 0.08 * _smooth_noise(rng, (h, w), 6 * m2p)
     sat = _to_uint8(_PAL_SAT.take(c.cidx, axis=0), c.shade_sat, normal_noise(rng, (h, w)) * np.float32(5))
-    grd = _to_uint8(_PAL_GRD.take(c.cidx, axis=0), c.shade_grd, normal_noise(rng, (h, w)) * np.float32(6))
+    grd = _to_uint8(pal_grd.take(c.cidx, axis=0), c.shade_grd, normal_noise(rng, (h, w)) * np.float32(6))
     return sat, grd
 
 
 def generate_map(seed, size_px=(1024, 1024), metres_per_pixel: float = 0.5,
-                 origin=(500000.0, 4400000.0), style: WorldStyle | None = None) -> SyntheticMap:
+                 origin=(500000.0, 4400000.0), style: WorldStyle | None = None,
+                 ground_palette: str = "street", sun_azimuth_range_deg=(120.0, 240.0)) -> SyntheticMap:
     """Generates one synthetic region: fields, water, roads, buildings, trees, sun shadows,
     then the two colour layers (each step draws from one random stream in this order).
 
@@ -469,9 +480,18 @@ def generate_map(seed, size_px=(1024, 1024), metres_per_pixel: float = 0.5,
       metres_per_pixel: ground sampling distance (m/px); object sizes are in metres.
       origin: (easting, northing) of the north-west corner, metres.
       style: region style; None draws one from the seed.
+      ground_palette: colours of the street-level (``facade``) layer, one of
+        :data:`GROUND_PALETTES` (module docstring); geometry and random draws do not
+        depend on it.
+      sun_azimuth_range_deg: (lo, hi) degrees clockwise from north; the sun azimuth (its
+        shadows on the satellite layer) is uniform in it. Default: southern skies (a
+        northern-hemisphere day); (0, 360): shadow directions carry no north cue, so a tile
+        turned by quarter turns is an equally likely world. Same number of random draws.
     Returns:
       SyntheticMap.
     """
+    if ground_palette not in GROUND_PALETTES:
+        raise ValueError(f"generate_map: ground_palette={ground_palette!r} must be one of {GROUND_PALETTES}")
     h, w = int(size_px[0]), int(size_px[1])
     if h < 16 or w < 16:
         raise ValueError(f"generate_map: size_px={size_px} is too small (min 16x16)")
@@ -487,8 +507,8 @@ def generate_map(seed, size_px=(1024, 1024), metres_per_pixel: float = 0.5,
     area_ha = h * w * mpp * mpp / 1e4
     _place_buildings(canvas, rng, style, road_dist, road_ang, area_ha)
     _plant_trees(canvas, rng, style, area_ha)
-    sun_az = _cast_shadows(canvas, rng)
-    sat, grd = _colour_layers(canvas, rng)
+    sun_az = _cast_shadows(canvas, rng, sun_azimuth_range_deg)
+    sat, grd = _colour_layers(canvas, rng, ground_palette)
     return SyntheticMap(
         satellite=sat, facade=grd,
         height=canvas.height, labels=canvas.labels, metres_per_pixel=mpp,

@@ -1,7 +1,7 @@
 """Convolutional backbones of the two-branch models, as a registry.
 
 Each entry of :data:`BACKBONES` names a builder ``fn(input_shape, weights, dropout_rate,
-name, width, freeze_early_layers) -> keras.Model`` that maps a preprocessed image
+name, width, freeze_early_layers, init) -> keras.Model`` that maps a preprocessed image
 ``(batch, H, W, 3)`` (BGR, caffe means subtracted, no scaling) to local features
 ``(batch, H', W', C)``, the model-name prefix of its branches (``VGG_grd``/``VGG_sat``:
 the released TF1 scopes) and C at width 1.0.
@@ -16,10 +16,10 @@ import dataclasses
 from typing import Callable
 
 from cvmnet_tf.models.backbones.alexnet import ALEXNET_CONV_NAMES, alexnet, load_alexnet_weights
-from cvmnet_tf.models.backbones.common import scaled_channels
+from cvmnet_tf.models.backbones.common import INITS, scaled_channels
 from cvmnet_tf.models.backbones.vgg16 import VGG16_CONV_NAMES, load_vgg16_weights, vgg16
 
-__all__ = ["BACKBONES", "BACKBONE_NAMES", "BackboneSpec", "get_backbone", "build_backbone",
+__all__ = ["BACKBONES", "BACKBONE_NAMES", "INITS", "BackboneSpec", "get_backbone", "build_backbone",
            "feature_channels", "scaled_channels", "vgg16", "alexnet", "load_vgg16_weights",
            "load_alexnet_weights", "VGG16_CONV_NAMES", "ALEXNET_CONV_NAMES"]
 
@@ -56,13 +56,14 @@ def get_backbone(name) -> BackboneSpec:
 
 
 def build_backbone(backbone, input_shape, weights=None, dropout_rate=0.2, branch="grd", width=1.0,
-                   freeze_early_layers=True):
-    """Build ``backbone`` for ``branch`` ("grd" | "sat"), named ``<prefix>_<branch>``."""
+                   freeze_early_layers=True, init="released"):
+    """Build ``backbone`` for ``branch`` ("grd" | "sat"), named ``<prefix>_<branch>``
+    (``init``: :data:`INITS`, the initialisation of a randomly initialised backbone)."""
     if branch not in BRANCHES:
         raise ValueError(f"build_backbone: branch must be 'grd' or 'sat', got {branch!r}")
     spec = get_backbone(backbone)
     return spec.build(input_shape, weights=weights, dropout_rate=dropout_rate, name=f"{spec.prefix}_{branch}",
-                      width=width, freeze_early_layers=freeze_early_layers)
+                      width=width, freeze_early_layers=freeze_early_layers, init=init)
 
 
 def feature_channels(backbone, width=1.0):

@@ -17,8 +17,8 @@ import numpy as np
 from keras import layers
 
 from cvmnet_tf.layers import LocalResponseNormalization
-from cvmnet_tf.models.backbones.common import (check_backbone_args, check_weights_path, scaled_channels,
-                                               stack_layers)
+from cvmnet_tf.models.backbones.common import (check_backbone_args, check_init, check_weights_path,
+                                               conv_initializers, scaled_channels, stack_layers)
 
 __all__ = ["alexnet", "load_alexnet_weights", "ALEXNET_CONV_NAMES"]
 
@@ -36,7 +36,7 @@ _ALEXNET_FROZEN = frozenset(("conv1", "conv2"))
 
 
 def alexnet(input_shape=(None, None, 3), weights=None, dropout_rate=0.2, name="AlexNet_grd", width=1.0,
-            freeze_early_layers=True):
+            freeze_early_layers=True, init="released"):
     """AlexNet convolutional part (conv1 .. conv5, bvlc_alexnet layout, no pool5).
 
     Args:
@@ -48,11 +48,14 @@ def alexnet(input_shape=(None, None, 3), weights=None, dropout_rate=0.2, name="A
         name: ``AlexNet_grd`` or ``AlexNet_sat``.
         width: channel multiplier (1.0: AlexNet); pretrained weights need 1.0.
         freeze_early_layers: freeze conv1, conv2 (False: train every layer).
+        init: "released" (Glorot uniform kernels, zero biases) or "he" (He normal kernels).
 
     Returns:
         keras.Model ``(batch, H, W, 3) -> (batch, H', W', 256 * width)``, stride about 16.
     """
     check_backbone_args(input_shape, dropout_rate, width, weights, "alexnet")
+    check_init(init, "alexnet")
+    kernel_init, bias_init = conv_initializers(init, released=("glorot_uniform", "zeros"))
     if isinstance(weights, str) and weights == "imagenet":
         raise ValueError(
             "alexnet: weights='imagenet' is not available: Keras ships no ImageNet AlexNet. "
@@ -65,8 +68,8 @@ def alexnet(input_shape=(None, None, 3), weights=None, dropout_rate=0.2, name="A
             return layers.MaxPooling2D(pool_size=3, strides=2, padding="valid", name=item)
         conv_name, kernel, filters, strides, padding, groups = item
         return layers.Conv2D(groups * scaled_channels(filters // groups, width), kernel, strides=strides,
-                             padding=padding, groups=groups, activation="relu", kernel_initializer="glorot_uniform",
-                             bias_initializer="zeros", name=conv_name)
+                             padding=padding, groups=groups, activation="relu", kernel_initializer=kernel_init,
+                             bias_initializer=bias_init, name=conv_name)
 
     return stack_layers(input_shape, name, _ALEXNET_LAYOUT, make_layer, _ALEXNET_FROZEN, freeze_early_layers,
                         dropout_rate, weights, load_alexnet_weights)

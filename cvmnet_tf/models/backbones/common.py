@@ -5,7 +5,26 @@ import os
 import keras
 from keras import layers
 
-__all__ = ["check_backbone_args", "check_weights_path", "conv_block", "scaled_channels", "stack_layers"]
+__all__ = ["INITS", "check_backbone_args", "check_init", "conv_initializers", "check_weights_path", "conv_block",
+           "scaled_channels", "stack_layers"]
+
+#: Initialisations of a randomly initialised network (argument ``init`` of the backbones and
+#: models): "released" = the released code's initialisers; "he" = He normal kernels and zero
+#: biases (keeps the activation scale through the 13 ReLU layers of a random VGG16).
+INITS = ("released", "he")
+
+
+def check_init(init, fn):
+    """ValueError naming ``fn`` unless ``init`` is one of :data:`INITS`."""
+    if init not in INITS:
+        raise ValueError(f"{fn}: init must be one of {INITS} (argument `init`), got {init!r}")
+
+
+def conv_initializers(init, released=("glorot_uniform", "glorot_uniform")):
+    """(kernel, bias) initialisers of a conv layer: ``released`` (the code's: TF1
+    ``xavier_initializer`` = Glorot uniform, for kernels and biases alike) or, for
+    ``init="he"``, He normal kernels and zero biases. Copied pretrained weights win either way."""
+    return ("he_normal", "zeros") if init == "he" else tuple(released)
 
 
 def check_backbone_args(input_shape, dropout_rate, width, weights, fn):

@@ -5,7 +5,7 @@ C = 512 (times ``width``). conv1_1..conv3_3 are frozen (``trainable=False``); co
 conv5_3 are trainable and each one's ReLU output is followed by dropout
 (``conv4_1_dropout`` ..., including conv4_3 before pool4 and conv5_3 at the very end).
 Initialiser (no weights): Glorot uniform for kernels and biases (TF1
-``xavier_initializer`` for both).
+``xavier_initializer`` for both); ``init="he"``: He normal kernels, zero biases.
 
 Weights (``weights=``): ``None`` (random), ``"imagenet"`` (Keras'
 ``keras.applications.VGG16(include_top=False)`` ImageNet weights, downloaded by Keras: the
@@ -16,8 +16,8 @@ as distributed by Keras, or ``.weights.h5``).
 import keras
 from keras import layers
 
-from cvmnet_tf.models.backbones.common import (check_backbone_args, check_weights_path, scaled_channels,
-                                               stack_layers)
+from cvmnet_tf.models.backbones.common import (check_backbone_args, check_init, check_weights_path,
+                                               conv_initializers, scaled_channels, stack_layers)
 
 __all__ = ["vgg16", "load_vgg16_weights", "VGG16_CONV_NAMES"]
 
@@ -35,7 +35,7 @@ _VGG16_FROZEN = frozenset(VGG16_CONV_NAMES[:7])  # conv1_1 .. conv3_3
 
 
 def vgg16(input_shape=(None, None, 3), weights=None, dropout_rate=0.2, name="VGG_grd", width=1.0,
-          freeze_early_layers=True):
+          freeze_early_layers=True, init="released"):
     """VGG16 convolutional part as in CVM-Net's ``VGG16_conv``.
 
     Args:
@@ -50,18 +50,24 @@ def vgg16(input_shape=(None, None, 3), weights=None, dropout_rate=0.2, name="VGG
         freeze_early_layers: freeze conv1_1 .. conv3_3 as the released code (which
             always starts from ImageNet weights). False trains every layer, which is
             what a randomly initialised network needs.
+        init: "released" (Glorot uniform kernels and biases) or "he" (He normal kernels,
+            zero biases: a randomly initialised VGG16 keeps its activation scale; the
+            cpu_demo preset's). Pretrained weights replace either.
 
     Returns:
         keras.Model ``(batch, H, W, 3) -> (batch, ceil(H/16), ceil(W/16), 512 * width)``
         (pooling uses SAME padding like the TF1 code).
     """
     check_backbone_args(input_shape, dropout_rate, width, weights, "vgg16")
+    check_init(init, "vgg16")
+    kernel_init, bias_init = conv_initializers(init)
+
     def make_layer(item):
         if isinstance(item, str):
             return layers.MaxPooling2D(pool_size=2, strides=2, padding="same", name=item)
         conv_name, filters = item
         return layers.Conv2D(scaled_channels(filters, width), 3, padding="same", activation="relu",
-                             kernel_initializer="glorot_uniform", bias_initializer="glorot_uniform", name=conv_name)
+                             kernel_initializer=kernel_init, bias_initializer=bias_init, name=conv_name)
 
     return stack_layers(input_shape, name, _VGG16_LAYOUT, make_layer, _VGG16_FROZEN, freeze_early_layers,
                         dropout_rate, weights, load_vgg16_weights)

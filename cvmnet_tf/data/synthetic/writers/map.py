@@ -34,7 +34,9 @@ def write_map(out_dir: str, seed: int = 0, size_m=(512.0, 768.0), metres_per_pix
       num_panoramas: query panoramas (fewer if the map is too small for min_spacing_m).
       ground_size: (H, W) panorama pixels.
       min_spacing_m, margin_m: spacing of query positions and distance to the border.
-      config: WorldConfig for the camera and the photometric jitter.
+      config: WorldConfig: the map's palette and sun, the camera, the ground views' sun and
+        photometric jitter, the tile extent recorded in map.json (default WorldConfig(), the
+        world ``--synthetic`` trains on).
       origin: (easting, northing) metres of the north-west corner.
     Returns:
       dict: the bounds plus "panoramas": list of (path, easting, northing).
@@ -44,7 +46,7 @@ def write_map(out_dir: str, seed: int = 0, size_m=(512.0, 768.0), metres_per_pix
     if len(size_m) != 2 or min(size_m) <= 2 * margin_m:
         raise ValueError(f"write_map: size_m={size_m} must be (NS, EW) metres > 2*margin_m")
     shape = (int(round(size_m[0] / metres_per_pixel)), int(round(size_m[1] / metres_per_pixel)))
-    world = generate_map((seed, STREAMS["map"]), shape, metres_per_pixel, origin)
+    world = generate_map((seed, STREAMS["map"]), shape, metres_per_pixel, origin, **config.map_options())
     rng = np.random.default_rng(seed_sequence(seed, STREAMS["map"], 1))
     pts = sample_locations(world, int(num_panoramas), rng, min_spacing_m=min_spacing_m,
                            margin_m=margin_m)
@@ -53,7 +55,8 @@ def write_map(out_dir: str, seed: int = 0, size_m=(512.0, 768.0), metres_per_pix
     for i, (x, y) in enumerate(pts):
         prng = np.random.default_rng(seed_sequence(seed, STREAMS["map"], 2, i))
         rgb, lab = render.render_ground(world, x, y, grd, camera_height_m=config.camera_height_m,
-                                        max_distance_m=config.max_distance_m)
+                                        max_distance_m=config.max_distance_m,
+                                        sun_azimuth_deg=config.ground_sun_azimuth(prng))
         img = render.degrade_ground(rgb, lab, prng, strength=config.ground_strength)
         rel = f"panoramas/{i:05d}.jpg"
         save_image(os.path.join(out_dir, rel), img, jpeg_quality)
@@ -61,7 +64,7 @@ def write_map(out_dir: str, seed: int = 0, size_m=(512.0, 768.0), metres_per_pix
         rows.append(f"{rel},{e:.3f},{n:.3f},{x:.3f},{y:.3f}")
         listing.append((rel, float(e), float(n)))
     save_text(os.path.join(out_dir, "panoramas.csv"), rows)
-    meta = dict(world.bounds(), seed=seed, ground_size=list(grd),
+    meta = dict(world.bounds(), seed=seed, ground_size=list(grd), tile_extent_m=float(config.tile_extent_m),
                 camera_height_m=config.camera_height_m, num_panoramas=len(listing))
     save_json(os.path.join(out_dir, "map.json"), meta)
     return dict(meta, panoramas=listing)
