@@ -149,7 +149,8 @@ def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
     """The learning rate of every step: ``config.learning_rate`` (``lr_schedule="constant"``,
     the released code's), or for "cosine" a linear warm-up from 0 over ``warmup_epochs``
     epochs, then a cosine decay to 0 at the end of the last epoch (Keras ``CosineDecay``;
-    the schedule is a function of the optimizer's step count, so a resumed run continues it)."""
+    the schedule is a function of the optimizer's step count, so a resumed run continues it;
+    resuming with another ``--epochs`` stretches the decay to the new last epoch)."""
     if config.lr_schedule == "constant":
         return config.learning_rate
     total = max(1, config.epochs * steps_per_epoch)
