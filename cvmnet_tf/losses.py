@@ -49,6 +49,7 @@ __all__ = [
     "check_loss_arguments",
     "get_loss",
     "loss_parameters",
+    "min_batch_size",
     "hard_exemplar_reweighting_triplet_loss",
     "max_margin_triplet_loss",
     "pairwise_distance",
@@ -314,7 +315,7 @@ def weighted_quadruplet_loss(satellite, ground, alpha=10.0):
     """
     name = "weighted_quadruplet_loss"
     _check_hyperparameters(name, alpha=alpha)
-    sat, grd, _ = _prepare(satellite, ground, name, min_batch=3)
+    sat, grd, _ = _prepare(satellite, ground, name, min_batch=_MIN_BATCH["weighted_quadruplet"])
     alpha = float(alpha)
     dist = _distance(sat, grd)
     b = _batch_float(dist)
@@ -442,6 +443,8 @@ _LOSSES = {
     "hard_exemplar_reweighting_triplet": hard_exemplar_reweighting_triplet_loss,
 }
 LOSS_NAMES = tuple(_LOSSES)
+#: Pairs a batch needs for a loss's in-batch negatives (2 unless listed).
+_MIN_BATCH = {"weighted_quadruplet": 3}  # a quadruplet needs the anchor's pair and two other pairs
 
 
 def _loss_function(name):
@@ -455,6 +458,12 @@ def loss_parameters(name) -> tuple:
     e.g. ``("alpha", "hard_top_k", "exclude_diagonal")``. The training options are checked
     against these, so a ``--margin`` given to a loss without a margin is refused."""
     return tuple(inspect.signature(_loss_function(name)).parameters)[2:]
+
+
+def min_batch_size(name) -> int:
+    """The fewest pairs per batch loss ``name`` works with (its in-batch negatives)."""
+    _loss_function(name)
+    return _MIN_BATCH.get(name, 2)
 
 
 def check_loss_arguments(name, **kwargs) -> None:

@@ -262,3 +262,84 @@ def test_comparison_table():
     assert "| 87.57 |" in md2 and "98.17" in md2 and "rank < int(0.01 N) (SAFA)" in md2
     with pytest.raises(ValueError, match="no published numbers"):
         comparison_table(res, model="cvm_net_iii", dataset="cvusa")
+
+
+# ---------------------------------------------------------------- ties (collapsed descriptors)
+def ref_pessimistic_ranks(q, d, true_index):
+    """Loop over queries: OTHER database items at least as close as the true one (ties
+    counted against the query). Exact on the 1/4 grid of exact_data."""
+    dist = 2.0 - 2.0 * (q.astype(np.float64) @ d.astype(np.float64).T)
+    return np.array([sum(1 for j in range(d.shape[0]) if j != true_index[i] and dist[i, j] <= dist[i, true_index[i]])
+                     for i in range(len(q))])
+
+
+def test_pessimistic_ranks_count_ties_against_the_query_with_distractors_and_blocks():
+    rng = np.random.default_rng(3)
+    n, extra = 50, 30
+    q, d = exact_data(rng, n, 5, extra=extra)
+    ref = ref_pessimistic_ranks(q, d, np.arange(n))
+    ref_true = ref_pessimistic_ranks(q, d[:n], np.arange(n))
+    strict = ref_ranks(q, d, np.arange(n))
+    assert (ref > strict).sum() >= 3          # the planted ties are there and decide some ranks
+    for b in (1, 7, 50, None):
+        res = metrics.compute_ranks(q, d, block_size=b)
+        np.testing.assert_array_equal(res.ground_to_satellite, strict)
+        np.testing.assert_array_equal(res.ground_to_satellite_pessimistic, ref)
+        np.testing.assert_array_equal(res.ground_to_satellite_no_distractors_pessimistic, ref_true)
+    out = metrics.summarize_ranks(res)
+    for k in (1, 5, 10):
+        assert out[f"pessimistic/recall@{k}"] == np.mean(ref < k)
+        assert out[f"no_distractors/pessimistic/recall@{k}"] == np.mean(ref_true < k)
+    assert out["tied_queries"] == np.mean(ref != strict)
+
+
+def test_collapsed_descriptors_read_perfect_only_under_the_released_rule():
+    n, dim = 200, 32
+    k1 = top_percent_k(n)
+    for q in (np.zeros((n, dim), np.float32), np.full((n, dim), 0.25, np.float32)):
+        out = evaluate_retrieval(q, q.copy())
+        assert out["recall@1"] == out["recall@1%"] == 1.0            # the released rule: ties win
+        assert out["pessimistic/recall@1"] == out["pessimistic/recall@1%"] == 0.0
+        assert out["pessimistic/recall@10"] == 0.0 and out["tied_queries"] == 1.0
+        warning = metrics.tie_warning(out)
+        assert warning.startswith("ties decide this ranking: 100.0% of the queries")
+        assert "recall@1 is 100.00%" in warning
+    # Near-constant: one shared direction plus noise far below float32 resolution of the dot product.
+    rng = np.random.default_rng(4)
+    base = rng.standard_normal(dim).astype(np.float32)
+    base /= np.linalg.norm(base)
+    q = (base + 1e-9 * rng.standard_normal((n, dim))).astype(np.float32)
+    out = evaluate_retrieval(q, q.copy())
+    assert out["tied_queries"] > 0.9 and out["pessimistic/recall@1%"] < 0.1 < out["recall@1%"]
+    assert metrics.tie_warning(out) is not None and k1 == 3
+    # Well-separated descriptors: both rules agree, no warning.
+    g = rng.standard_normal((n, dim)).astype(np.float32)
+    out = evaluate_retrieval(g, g + 0.5 * rng.standard_normal((n, dim)).astype(np.float32))
+    assert out["tied_queries"] == 0.0 and metrics.tie_warning(out) is None
+    for k in (1, 5, 10):
+        assert out[f"pessimistic/recall@{k}"] == out[f"recall@{k}"]
+
+
+# ---------------------------------------------------------------- chance level of localization
+@pytest.mark.parametrize("max_pairs", [7, 1 << 22])
+def test_random_tile_baseline_matches_all_pairs(max_pairs):
+    rng = np.random.default_rng(5)
+    # Integer positions: many equal distances (ties at the thresholds and in the median).
+    q_utm = rng.integers(0, 40, size=(13, 2)).astype(np.float64) * 5
+    tiles = rng.integers(0, 40, size=(29, 2)).astype(np.float64) * 5
+    dist = np.sqrt(((q_utm[:, None, :] - tiles[None]) ** 2).sum(-1))
+    th = (0.0, 25.0, 50.0, 100.0, 1000.0)
+    out = geo.random_tile_baseline(q_utm, tiles, th, prefix="x/", max_pairs=max_pairs)
+    for t in th:
+        assert out[f"x/random_tile/recall@{t:g}m"] == pytest.approx(np.mean(dist <= t), abs=1e-15)
+    assert out["x/random_tile/mean_error_m"] == pytest.approx(dist.mean(), rel=1e-12)
+    assert out["x/random_tile/median_error_m"] == pytest.approx(np.median(dist), rel=1e-12)
+    # An even number of pairs (median between two values) and one tile.
+    out = geo.random_tile_baseline(q_utm[:4], tiles[:3], th, max_pairs=max_pairs)
+    assert out["localization/random_tile/median_error_m"] == pytest.approx(np.median(dist[:4, :3]), rel=1e-12)
+    out = geo.random_tile_baseline(q_utm, tiles[:1], th, max_pairs=max_pairs)
+    assert out["localization/random_tile/mean_error_m"] == pytest.approx(dist[:, 0].mean(), rel=1e-12)
+    np.testing.assert_allclose(geo.random_tile_mean_errors(q_utm, tiles, max_pairs=max_pairs), dist.mean(1),
+                               rtol=1e-12)
+    with pytest.raises(ValueError, match="thresholds_m"):
+        geo.random_tile_baseline(q_utm, tiles, ())

@@ -197,4 +197,5 @@ def test_cli_labelled_errors_without_output(tmp_path, case, message):
     r = _run_cli(*args)
     assert r.returncode != 0
     assert message in r.stderr, r.stderr
+    assert r.stderr.strip().startswith("error: ") and "\n" not in r.stderr.strip(), r.stderr  # no TF banner
     assert not (tmp_path / "m.json").exists()

@@ -240,3 +240,28 @@ def test_published_university1652_rows_and_table():
         comparison_table(res, model=None, dataset="university1652", task="street_to_satellite")
     with pytest.raises(ValueError, match="no published University-1652 numbers"):
         comparison_table(res, model=None, dataset="university1652", loss="quadruplet")
+
+
+# ---------------------------------------------------------------- ties counted against the query
+@pytest.mark.parametrize("per_class", [1, 4])
+def test_pessimistic_first_rank_counts_tied_non_matches(per_class):
+    """Reference: the non-matching gallery items at least as similar as the best true match
+    (exact on the 1/4 grid); the released rule's first rank counts only strictly more similar ones."""
+    rng = np.random.default_rng(10 + per_class)
+    q, g, ql, gl = quantised_world(rng, num_classes=9, per_class=per_class, num_queries=37, num_distractors=23)
+    sims = q.astype(np.float64) @ g.astype(np.float64).T
+    ref = np.array([np.count_nonzero(sims[i][gl != ql[i]] >= sims[i][gl == ql[i]].max()) for i in range(len(q))])
+    strict = np.array([p[0] for p in ref_positions(q, g, ql, gl)])
+    assert (ref > strict).sum() >= 3
+    for bs in (None, 1, 5, 37):
+        indptr, pos, pessimistic = multi_match.labelled_ranks(q, g, ql, gl, block_size=bs)
+        np.testing.assert_array_equal(pos[indptr[:-1]], strict)
+        np.testing.assert_array_equal(pessimistic, ref)
+    m = labelled_retrieval(q, g, ql, gl, ks=(1, 5))
+    assert m["pessimistic/recall@1"] == np.mean(ref < 1) and m["pessimistic/recall@5"] == np.mean(ref < 5)
+    assert m["tied_queries"] == np.mean(ref != strict)
+    # All-equal descriptors: every query first under the released rule, last with ties against it.
+    same = np.ones((len(q), 5), np.float32)
+    m = labelled_retrieval(same, np.ones((len(g), 5), np.float32), ql, gl, ks=(1,))
+    assert m["recall@1"] == 1.0 and m["pessimistic/recall@1"] == 0.0 and m["tied_queries"] == 1.0
+    assert metrics.tie_warning(m) is not None

@@ -97,9 +97,18 @@ def test_oracle_localization_matches_numpy_reference(tmp_path):
         assert report["metrics"][f"recall@{d}m"] == pytest.approx(np.mean(dist.min(1) <= d))
     assert report["metrics"]["mean_error_m"] == pytest.approx(dist.min(1).mean())
     assert report["grid"]["num_tiles"] == rows * cols
+    # Chance level beside every figure: a uniformly random tile per query, over all (query, tile) pairs.
+    for d in (5, 10, 50):
+        assert report["metrics"]["random_tile"][f"recall@{d}m"] == pytest.approx(np.mean(dist <= d), abs=1e-12)
+    assert report["metrics"]["random_tile"]["mean_error_m"] == pytest.approx(dist.mean(), rel=1e-9)
+    assert report["metrics"]["random_tile"]["median_error_m"] == pytest.approx(np.median(dist), rel=1e-9)
+    lines = loc.summary_lines(report["metrics"])
+    assert f"mean error     {dist.min(1).mean():6.1f} m  random tile {dist.mean():6.1f} m   paper 676.7 m" in lines
+    assert not [line for line in lines if line.startswith("WARNING")]   # the oracle is far better than chance
     with open(os.path.join(out, "predictions.csv")) as f:
         pred = list(csv.DictReader(f))
     np.testing.assert_allclose([float(p["error_m"]) for p in pred], dist.min(1), atol=1e-3)
+    np.testing.assert_allclose([float(p["random_tile_mean_error_m"]) for p in pred], dist.mean(1), atol=1e-3)
     np.testing.assert_allclose(np.load(os.path.join(out, "tile_centres.npy")), centres)
     tiles = np.load(os.path.join(out, "tile_descriptors.npy"))
     np.testing.assert_allclose(tiles[:, :2], centres - [E0, N0], atol=1e-3)
@@ -164,6 +173,16 @@ def test_cli_on_synthetic_map_with_random_model(tmp_path):
     np.testing.assert_allclose([float(p["error_m"]) for p in pred], err, atol=2e-3)
     assert report["metrics"]["mean_error_m"] == pytest.approx(err.mean(), abs=2e-3)
     assert report["metrics"]["recall@100m"] == pytest.approx(np.mean(err <= 100))
+    # Every printed figure has the random-tile (chance) value beside it, as in localization.json.
+    m = report["metrics"]
+    assert "random tile = chance level" in proc.stdout
+    chance = m["random_tile"]
+    assert (f"mean error     {m['mean_error_m']:6.1f} m  random tile {chance['mean_error_m']:6.1f} m   "
+            "paper 676.7 m") in proc.stdout
+    assert (f"recall@100m    {100 * m['recall@100m']:6.1f}%   random tile {100 * chance['recall@100m']:6.1f}%"
+            "   paper 67.1%") in proc.stdout
+    chance_level = m["mean_error_m"] >= 0.9 * chance["mean_error_m"]
+    assert ("the model localizes at chance level here" in proc.stdout) == chance_level
     # Predicted positions are tile centres: 30 m + 20 m steps from the north-west corner.
     e0, n0 = meta["origin_easting"], meta["origin_northing"]
     np.testing.assert_allclose(((guess[:, 0] - e0 - 30) / 20) % 1, 0, atol=1e-6)

@@ -244,7 +244,7 @@ def test_bad_arguments(tmp_path, kwargs, word):
 
 def _tree(root):
     return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != "synthetic_meta.json"}
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name not in ("synthetic_meta.json", ".cvmnet_synthetic")}
 
 
 def test_same_bytes_for_any_number_of_workers(tmp_path):
@@ -303,3 +303,34 @@ def test_blur_and_noise_helpers():
     n2 = render.normal_noise(np.random.default_rng(3), (1500, 1000))
     assert n1.shape == (1500, 1000) and np.array_equal(n1, n2)
     assert abs(float(n1.mean())) < 0.01 and abs(float(n1.std()) - 1) < 0.01
+
+
+def test_generator_writes_only_into_empty_or_its_own_folders(tmp_path):
+    """A user's folder is refused (naming it), before any file is written; an empty folder,
+    one the generator marked and one with an earlier version's synthetic_meta.json are fine."""
+    from cvmnet_tf.data.synthetic.files import MARKER_FILE, check_output_dir, claim_output_dir, is_generated_folder
+
+    user = tmp_path / "my_cvusa"
+    (user / "splits").mkdir(parents=True)
+    (user / "splits" / "train-19zl.csv").write_text("mine\n")
+    with pytest.raises(FileExistsError, match=f"--data_dir={str(user)!r} holds files the synthetic generator did "
+                                              r"not write \(splits\)"):
+        check_output_dir(str(user), "--data_dir")
+    with pytest.raises(FileExistsError, match="holds files the synthetic generator did not write"):
+        write_dataset(str(user), "cvusa", num_train=2, num_val=1, workers=1)
+    assert sorted(p.name for p in user.rglob("*")) == ["splits", "train-19zl.csv"]
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    with pytest.raises(FileExistsError, match="exists and is not a folder"):
+        check_output_dir(str(a_file))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    claim_output_dir(str(empty))
+    assert (empty / MARKER_FILE).is_file() and is_generated_folder(str(empty))
+    old = tmp_path / "old_synthetic"
+    old.mkdir()
+    (old / "synthetic_meta.json").write_text(json.dumps({"layout": "cvusa", "seed": 0, "config": {}}))
+    check_output_dir(str(old))
+    (user / "synthetic_meta.json").write_text(json.dumps({"notes": "my own file"}))
+    assert not is_generated_folder(str(user))
+    check_output_dir(str(tmp_path / "missing"))

@@ -141,7 +141,7 @@ def _ids(path):
 def test_layout(tmp_path):
     info = write_university1652(str(tmp_path), 3, 2, seed=4, satellite_size=(32, 32),
                                 drone_size=(24, 40), views_per_class=3, config=CFG)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["synthetic_meta.json", "test", "train"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".cvmnet_synthetic", "synthetic_meta.json", "test", "train"]
     assert _ids(tmp_path / "train") == ["drone", "satellite", "street"]
     assert _ids(tmp_path / "test") == sorted(["query_drone", "gallery_satellite", "query_satellite",
                                                "gallery_drone", "query_street", "gallery_street"])

@@ -174,6 +174,13 @@ def test_non_finite_loss_stops_with_step_and_files(synthetic_cvusa, tmp_path, mo
     assert "bingmap/19/" in message and "streetview/panos/" in message
     assert os.path.join("Model", "cvm_net_i", "0") in message
     assert ckpt.list_checkpoints(out, "cvm_net_i") == [0]
+    # The checkpoint to resume from comes first; the batch's files are listed in a file, not inline.
+    assert message.index("last good checkpoint") < message.index("bingmap/19/") and len(message) < 1000, message
+    listing = os.path.join(out, "Result", "cvm_net_i_nonfinite_batch.txt")
+    assert f"listed in {listing}" in message
+    with open(listing) as f:
+        rows = f.read().splitlines()
+    assert len(rows) == 16 and all("bingmap/19/" in r and " + " in r and "streetview/panos/" in r for r in rows)
 
 
 @pytest.mark.parametrize("overrides, pattern", [

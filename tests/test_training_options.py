@@ -92,8 +92,8 @@ def test_presets_sizes_and_explicit_flags(tmp_path):
     assert (c.satellite_size, c.ground_size, c.batch_size) == ((256, 256), (112, 616), 8)
     _, c = _parse("vohays", ["--synthetic", "--preset", "cpu_demo"])
     assert (c.satellite_size, c.ground_size) == ((64, 64), (48, 48))
-    _, c = _parse("cvact", ["--synthetic", "--image_size", "96x96,32x160", "--backbone", "alexnet"])
-    assert (c.satellite_size, c.ground_size, c.backbone) == ((96, 96), (32, 160), "alexnet")
+    _, c = _parse("cvact", ["--synthetic", "--image_size", "96x96,48x160", "--backbone", "alexnet"])
+    assert (c.satellite_size, c.ground_size, c.backbone) == ((96, 96), (48, 160), "alexnet")
     with pytest.raises(ValueError, match="--image_size='big'"):
         _parse("cvusa", ["--synthetic", "--image_size", "big"])
 

@@ -55,12 +55,8 @@ def _failures() -> tuple:
     from cvmnet_tf.inference.checkpoints import CheckpointError
 
     failures = (ValueError, OSError, KeyError, IndexError, RuntimeError, FloatingPointError, CheckpointError)
-    try:
-        import tensorflow as tf  # noqa: F401 - only when the command already imported it
-        if "tensorflow" in sys.modules:
-            failures += (tf.errors.OpError,)
-    except ImportError:  # pragma: no cover
-        pass
+    if "tensorflow" in sys.modules:  # only when the command already imported it (no import, no banners)
+        failures += (sys.modules["tensorflow"].errors.OpError,)
     return failures
 
 
@@ -85,6 +81,10 @@ def run(main: Callable[[], Optional[int]], argv: Optional[Sequence[str]] = None,
             _exit(exc, EXIT_USAGE)
 
     def wrapped(args):
+        from absl import logging
+
+        if not flags.FLAGS["verbosity"].present:  # library INFO lines (TensorFlow's included) off
+            logging.set_verbosity(logging.WARNING)
         if len(args) > 1:
             _exit(f"unexpected arguments: {' '.join(args[1:])} (every option is a --flag)", EXIT_USAGE)
         try:

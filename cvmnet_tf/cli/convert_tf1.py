@@ -10,6 +10,7 @@ checkpoint's shapes imply; the image sizes do not change the weights.
 from __future__ import annotations
 
 from cvmnet_tf.cli.common import parse_size, run
+from cvmnet_tf.utils.startup import import_tensorflow_quietly
 
 __all__ = ["define_flags", "main"]
 
@@ -52,5 +53,6 @@ def _main() -> int:
 
 def main(argv=None) -> None:
     """Entry point of ``cvmnet-convert-tf1`` / ``python -m cvmnet_tf.convert_tf1``."""
+    import_tensorflow_quietly()
     define_flags()
     run(_main, argv, usage=__doc__)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -113,6 +114,12 @@ def _check_flags(fv) -> None:
         raise UsageError("--compare_task needs --query_labels/--database_labels (University-1652 metrics)")
     if fv.comparison_md and not fv.compare_dataset:
         raise UsageError("--comparison_md needs --compare_dataset (and --compare_model)")
+    for flag in ("output", "top_k_plot", "distance_plot", "comparison_md"):
+        path = fv[flag].value
+        if path is not None and not path.strip():
+            raise UsageError("is empty; give a file name", flag, path)
+        if path is not None and (os.path.isdir(path) or path.endswith(os.sep)):
+            raise UsageError("is a folder; give a file name (its folder is created if missing)", flag, path)
 
 
 def _load_descriptors(fv):
@@ -193,6 +200,8 @@ def _main() -> int:
     print(json.dumps(report.metrics, indent=2, sort_keys=True))
     if report.table:
         print(report.table)
+    for warning in report.warnings:
+        print(f"WARNING: {warning}", file=sys.stderr, flush=True)
     return 0
 
 

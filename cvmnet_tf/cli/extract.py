@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from cvmnet_tf.cli.common import UsageError, run
+from cvmnet_tf.utils.startup import import_tensorflow_quietly
 
 __all__ = ["define_flags", "main"]
 
@@ -51,6 +52,9 @@ def _main() -> int:
         raise UsageError("must be >= 1", "batch_size", f.batch_size)
     if f.max_pairs < 0:
         raise UsageError("must be >= 0", "max_pairs", f.max_pairs)
+    if not f.output.strip() or f.output.endswith(os.sep) or os.path.isdir(f.output):
+        raise UsageError("must be a file prefix such as out/val (it writes <prefix>_satellite.npy, ...)", "output",
+                         f.output)
     if not os.path.isdir(f.data_dir):
         raise UsageError("no such folder (see data/README.md)", "data_dir", f.data_dir)
     if not os.path.exists(f.checkpoint):
@@ -72,5 +76,6 @@ def _main() -> int:
 
 def main(argv=None) -> None:
     """Entry point of ``cvmnet-extract`` / ``python -m cvmnet_tf.extract``."""
+    import_tensorflow_quietly()
     define_flags()
     run(_main, argv, usage=__doc__)

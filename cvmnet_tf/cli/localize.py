@@ -9,10 +9,10 @@ writes recall within distance, mean error, ``recall_vs_distance.png`` and heatma
 """
 from __future__ import annotations
 
-import json
 import os
 
 from cvmnet_tf.cli.common import UsageError, parse_numbers, run
+from cvmnet_tf.utils.startup import import_tensorflow_quietly
 
 __all__ = ["define_flags", "main"]
 
@@ -46,7 +46,8 @@ def define_flags(fv=None) -> None:
 def _main() -> int:
     from absl import flags
 
-    from cvmnet_tf.evaluation.localization import baseline_line, run_localization
+    from cvmnet_tf.evaluation.localization import baseline_line, run_localization, summary_lines
+    from cvmnet_tf.evaluation.published import LOCALIZATION_SETTING
 
     f = flags.FLAGS
     thresholds = parse_numbers(f.thresholds_m, "thresholds_m", float, minimum=0)
@@ -55,15 +56,26 @@ def _main() -> int:
             raise UsageError("does not exist", flag, f[flag].value)
     if f.batch_size < 1:
         raise UsageError("must be >= 1", "batch_size", f.batch_size)
+    if not f.output_dir.strip():
+        raise UsageError("is empty: name the folder for localization.json, predictions.csv and the PNGs",
+                         "output_dir")
+    if os.path.exists(f.output_dir) and not os.path.isdir(f.output_dir):
+        raise UsageError("exists and is not a folder", "output_dir", f.output_dir)
     summary, _ = run_localization(f.checkpoint, f.map_dir, f.output_dir, f.stride_m, f.tile_m,
                                   thresholds_m=thresholds, batch_size=f.batch_size, num_heatmaps=f.num_heatmaps,
                                   dataset=f.dataset, save_tile_descriptors=f.save_tile_descriptors)
-    print(json.dumps(summary, indent=1, sort_keys=True))
+    grid = summary["grid"]
+    print(f"Localization of {summary['num_queries']} panoramas on {grid['num_tiles']} tiles of {grid['tile_m']:g} m "
+          f"every {grid['stride_m']:g} m (random tile = chance level; paper: {LOCALIZATION_SETTING}):")
+    for line in summary_lines(summary):
+        print(("" if line.startswith("WARNING") else "  ") + line)
     print(baseline_line(summary))
+    print(f"All figures: {os.path.join(f.output_dir, 'localization.json')}")
     return 0
 
 
 def main(argv=None) -> None:
     """Entry point of ``cvmnet-localize`` / ``python -m cvmnet_tf.localization``."""
+    import_tensorflow_quietly()
     define_flags()
     run(_main, argv, usage=__doc__)

@@ -4,7 +4,8 @@
     cvmnet-synthetic --output_dir data/synthetic_map --map --num_panoramas 32
 
 Layouts: the datasets of the registry with a synthetic writer. Output depends only on the
-seed (byte-identical for any number of ``--workers``).
+seed (byte-identical for any number of ``--workers``). ``--output_dir`` must be missing,
+empty or a folder this command wrote before (a user's dataset is never overwritten).
 """
 from __future__ import annotations
 
@@ -46,10 +47,15 @@ def _main() -> int:
     from absl import flags
 
     from cvmnet_tf.data.synthetic import write_dataset, write_map
+    from cvmnet_tf.data.synthetic.files import check_output_dir
 
     f = flags.FLAGS
     if f.workers is not None and f.workers < 1:
         raise UsageError("must be >= 1", "workers", f.workers)
+    try:
+        check_output_dir(f.output_dir, "--output_dir")
+    except FileExistsError as exc:
+        raise UsageError(str(exc)) from None
     sat = parse_size(f.satellite_size, "satellite_size") if f.satellite_size else None
     grd = parse_size(f.ground_size, "ground_size") if f.ground_size else None
     if f.map:

@@ -18,20 +18,26 @@ __all__ = ["main"]
 def main(dataset: str, argv=None) -> None:
     """Train on ``dataset`` (a trainable registry name) with the command-line flags."""
     from cvmnet_tf.data.registry import TRAINABLE_DATASETS
-    from cvmnet_tf.training.flags import config_from_flags, define_flags
+    from cvmnet_tf.utils.startup import import_tensorflow_quietly
 
     if dataset not in TRAINABLE_DATASETS:
         raise ValueError(f"no training command for dataset {dataset!r}; choose one of {TRAINABLE_DATASETS}")
+    import_tensorflow_quietly()  # before anything imports Keras
+    from cvmnet_tf.training.flags import config_from_flags, define_flags
+
     define_flags(dataset)
 
     def _main():
-        from cvmnet_tf.training.loop import train
+        from cvmnet_tf.training.loop import RunFolderError, train
 
         try:
             config = config_from_flags(dataset)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        train(config)
+        try:
+            train(config)
+        except RunFolderError as exc:  # the flags contradict the folders; found before any work
+            raise UsageError(str(exc)) from None
         return 0
 
     run(_main, argv, usage=__doc__)

@@ -21,6 +21,10 @@ Bad images never crash an epoch and never become a black image:
   the epoch. Indices never delivered are re-checked in Python (only those: the skipped ones
   plus, in training, the < batch_size pairs of the dropped last partial batch); the ones
   that fail are returned with path and reason, logged, and added to ``report.skipped``.
+  An epoch cut short (``end_epoch(cut_short=True)``, e.g. ``--max_steps_per_epoch``)
+  re-checks only the undelivered indices that came before the last delivered one in the
+  epoch's order (the pipeline keeps order, so those, and only those, were skipped): the
+  order is rebuilt from the seed (``report.delivery_order``), without reading any image.
 
     ds, report = make_pair_dataset(split, sizes, training=True, batch_size=12, seed=0,
                                    return_report=True)
@@ -128,6 +132,9 @@ class SkipReport:
         self.history: list = []
         self._bad: dict = {}
         self._seen = np.zeros(self.num_items, dtype=bool)
+        #: () -> int64 array: the order in which one epoch (one iteration) delivers the
+        #: indices when nothing is skipped; set by the dataset factories.
+        self.delivery_order: Callable[[], np.ndarray] | None = None
 
     @classmethod
     def for_pairs(cls, split: PairSplit, sizes: ImageSizes, training: bool,
@@ -172,9 +179,19 @@ class SkipReport:
     def num_skipped(self) -> int:
         return len(self._bad)
 
-    def end_epoch(self, log_result: bool = True) -> EpochSkips:
-        """Close the epoch: re-check undelivered indices, log and return what was skipped."""
+    def end_epoch(self, log_result: bool = True, cut_short: bool = False) -> EpochSkips:
+        """Close the epoch: re-check undelivered indices, log and return what was skipped.
+
+        ``cut_short``: the epoch was stopped early (module docstring): only the indices
+        before the last delivered one in :attr:`delivery_order` are re-checked."""
         unseen = np.flatnonzero(~self._seen)
+        num_unused = None
+        if cut_short and self.delivery_order is not None and self._seen.any():
+            order = np.asarray(self.delivery_order(), np.int64)
+            delivered = self._seen[order]
+            before_last = order[:int(np.flatnonzero(delivered)[-1]) + 1]
+            unseen = np.sort(before_last[~self._seen[before_last]])
+            num_unused = self.num_items - int(self._seen.sum())
         checked, unchecked = unseen[:self.check_limit], unseen[self.check_limit:]
         skipped = []
         for i in checked:
@@ -190,7 +207,8 @@ class SkipReport:
         num_bad = len({s.index for s in skipped})
         result = EpochSkips(epoch=len(self.history), num_expected=self.num_items,
                             num_seen=int(self._seen.sum()), skipped=skipped,
-                            num_unused=len(checked) - num_bad, num_unchecked=len(unchecked))
+                            num_unused=(len(checked) if num_unused is None else num_unused) - num_bad,
+                            num_unchecked=len(unchecked))
         self.history.append(result)
         self._seen[:] = False
         if log_result and (skipped or len(unchecked)):
@@ -243,7 +261,7 @@ def reuse_freed_memory() -> bool:
         except (OSError, AttributeError):  # pragma: no cover - non-glibc platforms
             _MALLOC_TUNED = False
         if _MALLOC_TUNED:
-            log.info("glibc malloc: freed memory is kept for reuse (M_MMAP_MAX=0)")
+            log.debug("glibc malloc: freed memory is kept for reuse (M_MMAP_MAX=0)")
     return _MALLOC_TUNED
 
 
@@ -288,6 +306,13 @@ def _index_dataset(n: int, shuffle: bool, seed, training: bool, labels=None,
         ds = tf.data.Dataset.zip((ds, _epoch_random(seed)))
         return ds.map(lambda ib, rnd: (ib[0], rnd, ib[1]))
     return ds.map(lambda i, b: (i, tf.constant(0, tf.int64), b))
+
+
+def _first_iteration_order(n: int, shuffle: bool, seed, training: bool, labels, batch_size: int) -> np.ndarray:
+    """The indices the first iteration of ``_index_dataset(...)`` yields (a fresh dataset with
+    the same seed repeats the order of a fresh pipeline's first epoch)."""
+    ds = _index_dataset(n, shuffle, seed, training, labels, batch_size).map(lambda i, rnd, block: i)
+    return np.fromiter(ds.as_numpy_iterator(), np.int64)
 
 
 def _options(ds):
@@ -408,6 +433,9 @@ def make_pair_dataset(split: PairSplit, sizes: ImageSizes | None = None, *, trai
     ds = _finish(ds, batch_size, drop_remainder, num_parallel_calls,
                  by_block=labels is not None)
     report = SkipReport.for_pairs(split, sizes, training)
+    if seed is not None or not shuffle:  # an unseeded shuffle's order cannot be rebuilt
+        report.delivery_order = lambda: _first_iteration_order(len(split), shuffle, seed, training, labels,
+                                                               batch_size)
     try:
         ds.skip_report = report
     except AttributeError:  # pragma: no cover - depends on the tf.data class

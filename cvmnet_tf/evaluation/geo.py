@@ -16,6 +16,13 @@ Localization (paper section 5.5, Fig. 8): each query is assigned its single
 most similar database row; the error is the UTM distance in metres between the
 query's position and that row's position; recall at d metres is the fraction of
 queries with error <= d (paper: 67.1 % within 100 m, mean error 676.7 m).
+
+Chance level (:func:`random_tile_baseline`): the same figures for a query assigned a
+uniformly random database row (map tile) instead, computed exactly from the positions:
+recall at d is the mean over queries of the fraction of rows within d, the mean error the
+mean distance over all (query, row) pairs, the median error the median of all those
+distances. Every localization summary carries them ("random_tile/..."), since a small map
+makes a chance-level model look close to its target.
 """
 from __future__ import annotations
 
@@ -35,6 +42,8 @@ __all__ = [
     "localization_errors",
     "localization_summary",
     "near_sets",
+    "random_tile_baseline",
+    "random_tile_mean_errors",
     "recall_at_distance",
 ]
 
@@ -118,7 +127,7 @@ def geo_ranks(query, database, query_utm, database_utm, threshold_m: float = DEF
     d_utm = check_utm(database_utm, database.shape[0], "database_utm")
     near = near_sets(q_utm, d_utm, threshold_m)
     return metrics.scan_ranks(query, database, true_index=np.zeros(query.shape[0], np.int64),
-                         block_size=block_size, near=near, split_distractors=False).geo
+                         block_size=block_size, near=near, split_distractors=False, pessimistic=False).geo
 
 
 def geo_recall(query, database, query_utm, database_utm, ks: Iterable[int] = (1, 5, 10),
@@ -148,7 +157,8 @@ def localization_errors(query, database, query_utm, database_utm,
     q_utm = check_utm(query_utm, query.shape[0], "query_utm")
     d_utm = check_utm(database_utm, database.shape[0], "database_utm")
     best = metrics.scan_ranks(query, database, true_index=np.zeros(query.shape[0], np.int64),
-                         block_size=block_size, want_best=True, split_distractors=False).best_index
+                         block_size=block_size, want_best=True, split_distractors=False,
+                              pessimistic=False).best_index
     return best, errors_from_best(best, q_utm, d_utm)
 
 
@@ -187,3 +197,81 @@ def localization_summary(errors_m, thresholds_m: Sequence[float] = DEFAULT_LOCAL
     out.update({f"{prefix}mean_error_m": float(e.mean()), f"{prefix}median_error_m": float(np.median(e)),
                 f"{prefix}max_error_m": float(e.max()), f"{prefix}num_queries": int(e.size)})
     return out
+
+
+def _distance_chunks(query_utm: np.ndarray, tile_utm: np.ndarray, max_pairs: int):
+    """Yield float64 (Nq, chunk) distances between every query and a chunk of tiles."""
+    step = max(1, max_pairs // max(len(query_utm), 1))
+    for start in range(0, len(tile_utm), step):
+        diff = query_utm[:, None, :] - tile_utm[None, start:start + step, :]
+        yield np.sqrt(diff[..., 0] ** 2 + diff[..., 1] ** 2)
+
+
+def random_tile_baseline(query_utm, tile_utm, thresholds_m: Sequence[float] = DEFAULT_LOCALIZATION_THRESHOLDS_M,
+                         prefix: str = "localization/", max_pairs: int = 1 << 22) -> Dict[str, float]:
+    """The localization figures of a uniformly random tile per query (chance level), exactly.
+
+    Args:
+      query_utm: (Nq, 2) true query positions in metres.
+      tile_utm: (T, 2) positions in metres of the candidates (map tile centres, or the
+        database rows of ``cvmnet-evaluate``).
+      thresholds_m: distances d of the recall figures.
+      max_pairs: (query, tile) distances held at once (memory O(max_pairs)).
+
+    Returns:
+      ``{prefix + "random_tile/recall@<d>m"}``: E[fraction of queries within d] = mean over
+      queries of #{tiles within d} / T; ``"random_tile/mean_error_m"``: mean distance over
+      all Nq * T pairs (the expected mean error); ``"random_tile/median_error_m"``: median
+      of those Nq * T distances (the median error of a random assignment in the limit of
+      many queries; exact: a histogram pass finds the bin of the middle values, a second
+      pass sorts only that bin).
+    """
+    q = check_utm(query_utm, np.asarray(query_utm).shape[0], "query positions")
+    c = check_utm(tile_utm, np.asarray(tile_utm).shape[0], "tile positions")
+    if q.shape[0] == 0 or c.shape[0] == 0:
+        raise ValueError("random_tile_baseline needs at least one query and one tile")
+    t = np.asarray([float(d) for d in thresholds_m], np.float64)
+    if t.ndim != 1 or t.size == 0 or not np.isfinite(t).all() or (t < 0).any():
+        raise ValueError(f"thresholds_m must be a non-empty list of distances >= 0 metres; got {thresholds_m!r}")
+    within = np.zeros(t.size, np.int64)
+    total, top = 0.0, 0.0
+    for dist in _distance_chunks(q, c, max_pairs):
+        within += np.searchsorted(np.sort(dist, axis=None), t, side="right")
+        total += float(dist.sum())
+        top = max(top, float(dist.max()))
+    pairs = q.shape[0] * c.shape[0]
+    out = {f"{prefix}random_tile/recall@{float(d):g}m": float(w / pairs) for d, w in zip(t, within)}
+    out[f"{prefix}random_tile/mean_error_m"] = total / pairs
+    out[f"{prefix}random_tile/median_error_m"] = _pooled_median(q, c, top, pairs, max_pairs)
+    return out
+
+
+def random_tile_mean_errors(query_utm, tile_utm, max_pairs: int = 1 << 22) -> np.ndarray:
+    """float64 (Nq,): each query's expected error (metres) with a uniformly random tile."""
+    q = np.asarray(query_utm, np.float64)
+    c = np.asarray(tile_utm, np.float64)
+    sums = np.zeros(q.shape[0], np.float64)
+    for dist in _distance_chunks(q, c, max_pairs):
+        sums += dist.sum(axis=1)
+    return sums / c.shape[0]
+
+
+def _pooled_median(q, c, top, pairs, max_pairs, bins: int = 1 << 16) -> float:
+    """np.median of all (query, tile) distances without holding them: histogram, then the
+    values of the one or two bins holding the middle ranks, sorted."""
+    edges = np.linspace(0.0, top, bins + 1) if top > 0 else np.array([0.0, 1.0])
+    hist = np.zeros(edges.size - 1, np.int64)
+    for dist in _distance_chunks(q, c, max_pairs):
+        hist += np.histogram(dist, bins=edges)[0]
+    ranks = ((pairs - 1) // 2, pairs // 2)  # 0-based middle ranks (one for odd counts)
+    cum = np.cumsum(hist)
+    lo_bin, hi_bin = (int(np.searchsorted(cum, r, side="right")) for r in ranks)
+    lo, hi = edges[lo_bin], edges[hi_bin + 1]
+    below = int(cum[lo_bin - 1]) if lo_bin > 0 else 0
+    last = hi_bin == hist.size - 1
+    picked = []
+    for dist in _distance_chunks(q, c, max_pairs):
+        keep = (dist >= lo) & ((dist <= hi) if last else (dist < hi))  # np.histogram: [a, b), last [a, b]
+        picked.append(dist[keep])
+    values = np.sort(np.concatenate(picked))
+    return float((values[ranks[0] - below] + values[ranks[1] - below]) / 2.0)

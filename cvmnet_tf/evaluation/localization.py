@@ -10,11 +10,16 @@ patches, CVM-Net-I trained on CVUSA (:data:`cvmnet_tf.evaluation.published.LOCAL
 Outputs of :func:`run_localization` (each file written atomically after everything is
 computed): ``localization.json`` (metrics, grid, parameters, the paper's figures),
 ``predictions.csv`` (per query: true and predicted position, error in metres, best
-similarity), ``recall_vs_distance.png`` (Fig. 8), ``heatmap_<query>.png`` (Fig. 10:
+similarity, the expected error of a random tile), ``recall_vs_distance.png`` (Fig. 8,
+with the random-tile curve), ``heatmap_<query>.png`` (Fig. 10:
 exp(similarity) over the map for the first ``num_heatmaps`` queries), optionally
 ``tile_descriptors.npy`` + ``tile_centres.npy``. Tile descriptors are computed batch by
 batch and never all held in memory (unless saved, then through a memory-mapped file):
 memory is O(batch * tile pixels + queries * dim + heatmap queries * tiles).
+
+Chance level: every figure comes with what a uniformly random tile gives
+(:func:`random_tile_baseline`, exact, the summary's "random_tile" entry):
+on a small map even a model at chance has a modest mean error.
 """
 
 from __future__ import annotations
@@ -25,11 +30,12 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from cvmnet_tf.evaluation import geo as geo_metrics
 from cvmnet_tf.evaluation.geo import DEFAULT_LOCALIZATION_THRESHOLDS_M, errors_from_best, localization_summary
 from cvmnet_tf.evaluation.geomap import DEFAULT_TILE_M, GeoMap, TileGrid, iter_tile_batches, load_map, make_tile_grid
 from cvmnet_tf.utils import atomic_io
 
-__all__ = ["localize", "run_localization", "encode_queries", "random_tile_baseline", "baseline_line"]
+__all__ = ["localize", "run_localization", "encode_queries", "random_tile_baseline", "baseline_line", "summary_lines"]
 
 
 def encode_queries(encoder, paths: Sequence[str], batch_size: int = 16) -> np.ndarray:
@@ -103,19 +109,12 @@ def random_tile_baseline(grid: TileGrid, query_utm, thresholds_m: Sequence[float
     """What a uniformly random tile of ``grid`` scores for the queries at ``query_utm`` ((Nq, 2)
     metres), exactly (an expectation, no sampling): ``recall@<d>m`` = mean over queries of
     the fraction of tile centres within d metres, ``mean_error_m`` = mean distance to all tile
-    centres. The chance level to quote beside a localization result."""
-    centres = grid.centres()                                        # (T, 2)
-    q = np.asarray(query_utm, np.float64).reshape(-1, 2)
-    hits = np.zeros(len(thresholds_m))
-    total = 0.0
-    for start in range(0, q.shape[0], block):                       # (block, T) distances at a time
-        d = np.sqrt(((q[start:start + block, None, :] - centres[None]) ** 2).sum(-1))
-        hits += [float((d <= t).mean(axis=1).sum()) for t in thresholds_m]
-        total += float(d.mean(axis=1).sum())
-    n = max(q.shape[0], 1)
-    out = {f"recall@{float(t):g}m": float(h / n) for t, h in zip(thresholds_m, hits)}
-    out["mean_error_m"] = total / n
-    return out
+    centres, ``median_error_m`` = median of all those distances
+    (:func:`cvmnet_tf.evaluation.geo.random_tile_baseline`, ``block`` queries x all tiles at a
+    time). The chance level to quote beside a localization result."""
+    out = geo_metrics.random_tile_baseline(query_utm, grid.centres(), thresholds_m, prefix="",
+                                   max_pairs=max(int(block), 1) * grid.num_tiles)
+    return {key[len("random_tile/"):]: value for key, value in out.items()}
 
 
 def baseline_line(summary: dict, distance_m: float = 100.0) -> str:
@@ -131,13 +130,46 @@ def baseline_line(summary: dict, distance_m: float = 100.0) -> str:
     return "; ".join(parts)
 
 
-def _predictions_csv(queries, res, map_dir) -> str:
-    rows = ["query,true_easting,true_northing,pred_easting,pred_northing,error_m,best_tile,best_similarity"]
+def _predictions_csv(queries, res, map_dir, random_errors) -> str:
+    rows = ["query,true_easting,true_northing,pred_easting,pred_northing,error_m,best_tile,best_similarity,"
+            "random_tile_mean_error_m"]
     for i, (p, e, n) in enumerate(queries):
         pe, pn = res["predicted_utm"][i]
         rows.append(f"{os.path.relpath(p, map_dir)},{e:.3f},{n:.3f},{pe:.3f},{pn:.3f},"
-                    f"{res['errors_m'][i]:.3f},{int(res['best_index'][i])},{res['best_similarity'][i]:.6f}")
+                    f"{res['errors_m'][i]:.3f},{int(res['best_index'][i])},{res['best_similarity'][i]:.6f},"
+                    f"{random_errors[i]:.3f}")
     return "\n".join(rows) + "\n"
+
+
+def summary_lines(summary: dict) -> list:
+    """Human-readable lines: every figure of a :func:`run_localization` summary beside its
+    random-tile value (its "random_tile" entry) and, where published, the paper's
+    (:data:`cvmnet_tf.evaluation.published.LOCALIZATION`); a last WARNING line when the mean
+    error is no better than 0.9 x a random tile's."""
+    from cvmnet_tf.evaluation.published import LOCALIZATION
+
+    paper = {"recall@100m": f"{LOCALIZATION['recall_within_100m_percent']:.1f}%",
+             "mean_error_m": f"{LOCALIZATION['mean_error_m']:.1f} m"}
+    chance_of = summary.get("random_tile") or {}
+    lines = []
+    for name, value in summary.items():
+        chance = chance_of.get(name)
+        if chance is None:
+            continue
+        if name.startswith("recall@"):
+            text = f"{name:<14} {100 * value:6.1f}%   random tile {100 * chance:6.1f}%"
+        elif name in ("mean_error_m", "median_error_m"):
+            text = f"{name[:-2].replace('_', ' '):<14} {value:6.1f} m  random tile {chance:6.1f} m"
+        else:
+            continue
+        if name in paper:
+            text += f"   paper {paper[name]}"
+        lines.append(text)
+    mean, chance = summary.get("mean_error_m"), chance_of.get("mean_error_m")
+    if mean is not None and chance and mean >= 0.9 * chance:
+        lines.append(f"WARNING: the mean error {mean:.1f} m is {100 * mean / chance:.0f}% of a random tile's "
+                     f"({chance:.1f} m): the model localizes at chance level here")
+    return lines
 
 
 def _report(summary, grid, map_dir, tile_m, stride_m, model) -> dict:
@@ -148,6 +180,8 @@ def _report(summary, grid, map_dir, tile_m, stride_m, model) -> dict:
             "model": model if isinstance(model, str) else type(model).__name__,
             "paper": {"recall@100m": LOCALIZATION["recall_within_100m_percent"] / 100.0,
                       "mean_error_m": LOCALIZATION["mean_error_m"], "setting": LOCALIZATION_SETTING},
+            "random_tile": "metrics.random_tile: the figures for a uniformly random tile per query (chance "
+                           "level), exact expectations over the tile grid",
             "similarity": "dot product of the descriptors; best tile = argmax (lowest index on ties)"}
 
 
@@ -156,9 +190,11 @@ def _plots(output_dir, geo, grid, queries, res, q_utm, heat, thresholds_m) -> No
 
     grid_t = sorted(set(thresholds_m) | set(np.linspace(0, max(thresholds_m), 41).tolist()))
     rec = [float(np.mean(res["errors_m"] <= t)) for t in grid_t]
+    chance = geo_metrics.random_tile_baseline(q_utm, grid.centres(), grid_t, prefix="")
     plots.plot_recall_vs_distance(grid_t, rec, os.path.join(output_dir, "recall_vs_distance.png"),
                                   title=f"Localization: {len(queries)} queries, {grid.num_tiles} tiles, "
-                                        f"stride {grid.stride_m:g} m")
+                                        f"stride {grid.stride_m:g} m",
+                                  baseline=[chance[f"random_tile/recall@{t:g}m"] for t in grid_t])
     for k, qi in enumerate(heat):
         plots.plot_heatmap(geo, grid, res["similarity_maps"][k], os.path.join(output_dir, f"heatmap_{qi:05d}.png"),
                            true_utm=q_utm[qi], predicted_utm=res["predicted_utm"][qi],
@@ -211,7 +247,9 @@ def run_localization(model, map_dir: str, output_dir: str, stride_m: float, tile
             with atomic_io.atomic_path(os.path.join(output_dir, "tile_centres.npy")) as tmp:
                 with open(tmp, "wb") as f:
                     np.save(f, grid.centres())
-        atomic_io.write_text(os.path.join(output_dir, "predictions.csv"), _predictions_csv(queries, res, map_dir))
+        chance_errors = geo_metrics.random_tile_mean_errors(q_utm, grid.centres())
+        atomic_io.write_text(os.path.join(output_dir, "predictions.csv"),
+                             _predictions_csv(queries, res, map_dir, chance_errors))
         atomic_io.write_json(os.path.join(output_dir, "localization.json"),
                              _report(summary, grid, map_dir, tile_m, stride_m, model))
     return dict(summary, **{"grid": grid.to_dict()}), res

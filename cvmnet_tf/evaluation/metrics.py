@@ -12,6 +12,12 @@ Conventions (shared with the rest of the package):
 - The rank of a query is the number of database rows STRICTLY more similar than
   its true match (the released ``validate()`` counts ``dist < gt_dist``): ties
   count in the query's favour. A query is correct at K when ``rank < K``.
+- Ties: collapsed (constant or near-constant) descriptors would read as perfect under
+  that rule, so the same scan also counts the rows at least as similar as the true
+  match up to float32 resolution (``s >= t - tau``, :func:`tie_tolerance`): the
+  PESSIMISTIC rank (ties counted against the query). :func:`summarize_ranks` reports
+  both ("pessimistic/recall@K", "tied_queries") and :func:`tie_warning` says when
+  the tie rule decides a figure.
 
 Everything is computed in blocks of query rows, so a 100,000 x 4,096 query set
 against an equally large database needs only ``block_size x N_database``
@@ -36,6 +42,11 @@ __all__ = [
     "check_descriptor_pair",
     "check_positive_int",
     "resolve_block_size",
+    "TIE_ULPS",
+    "TIE_WARNING_GAP",
+    "tie_tolerance",
+    "count_rank_rows",
+    "tie_warning",
     "similarity_blocks",
     "scan_ranks",
     "compute_ranks",
@@ -59,6 +70,14 @@ DEFAULT_BLOCK_BYTES = 128 << 20
 #: "safa": K = int(N * 0.01 * percent);
 #: "sample4geo": K = (N * percent) // 100.
 TOP_PERCENT_RULES = ("cvm_net", "safa", "sample4geo")
+
+#: Two similarities closer than TIE_ULPS * eps32 * sqrt(dim) * |q| * max|d| are tied (a
+#: float32 dot product of that size carries rounding of about eps32 * sqrt(dim) * |q| |d|,
+#: and another BLAS block shape can order such a pair either way).
+TIE_ULPS = 4.0
+#: tie_warning() speaks when a recall differs by at least this (a fraction) between the
+#: released tie rule and ties counted against the query.
+TIE_WARNING_GAP = 0.01
 
 GROUND_TO_SATELLITE = "ground_to_satellite"
 SATELLITE_TO_GROUND = "satellite_to_ground"
@@ -159,6 +178,9 @@ class RankResult:
       best_index: int64 (Nq,) or None; the most similar database row (lowest
         index on ties).
       num_query, num_database, num_distractors: sizes.
+      ground_to_satellite_pessimistic, ground_to_satellite_no_distractors_pessimistic:
+        int64 (Nq,) or None; the rows OTHER than the true match at least as similar as
+        it up to float32 resolution (ties counted against the query; >= the ranks above).
     """
 
     ground_to_satellite: np.ndarray
@@ -168,6 +190,8 @@ class RankResult:
     best_index: Optional[np.ndarray]
     num_query: int
     num_database: int
+    ground_to_satellite_pessimistic: Optional[np.ndarray] = None
+    ground_to_satellite_no_distractors_pessimistic: Optional[np.ndarray] = None
 
     @property
     def num_distractors(self) -> int:
@@ -178,6 +202,36 @@ def _count_greater_rows(block: np.ndarray, thresholds: np.ndarray, buf: np.ndarr
     """Per row of ``block`` (b, n), how many entries are > thresholds (b,)."""
     np.greater(block, thresholds[:, None], out=buf)
     return np.count_nonzero(buf, axis=1).astype(np.int64)
+
+
+def tie_tolerance(query: np.ndarray, database: np.ndarray) -> np.ndarray:
+    """float32 (Nq,): tau_i = TIE_ULPS * eps32 * sqrt(dim) * |q_i| * max_j |d_j|; a database
+    similarity within tau_i of query i's true match is a tie at float32 resolution (0 for
+    a zero query or database: only exact ties)."""
+    eps = float(np.finfo(np.float32).eps)
+    q_norm = np.sqrt(np.einsum("ij,ij->i", query, query, dtype=np.float64))
+    d_max = float(np.sqrt(np.einsum("ij,ij->i", database, database, dtype=np.float64).max()))
+    return (TIE_ULPS * eps * np.sqrt(query.shape[1]) * q_norm * d_max).astype(np.float32)
+
+
+def count_rank_rows(block: np.ndarray, true_sim: np.ndarray, tol: np.ndarray, buf: np.ndarray):
+    """Both tie rules' counts for one block of similarities.
+
+    Args:
+      block: float32 (b, n) similarities; true_sim: (b,) each row's true-match similarity;
+      tol: (b,) tie tolerances (:func:`tie_tolerance`); buf: bool scratch (>= b, n).
+
+    Returns:
+      ``(greater, at_least)`` int64 (b,): entries ``> true_sim`` (strictly more similar,
+      the released rule) and ``>= true_sim - tol`` (as similar up to float32 resolution;
+      counts the true match itself when it lies in the block).
+    """
+    b = block.shape[0]
+    np.greater(block, true_sim[:, None], out=buf[:b])
+    greater = np.count_nonzero(buf[:b], axis=1).astype(np.int64)
+    np.greater_equal(block, (true_sim - tol)[:, None], out=buf[:b])
+    at_least = np.count_nonzero(buf[:b], axis=1).astype(np.int64)
+    return greater, at_least
 
 
 def similarity_blocks(query: np.ndarray, database: np.ndarray, block_size: int):
@@ -197,19 +251,23 @@ def similarity_blocks(query: np.ndarray, database: np.ndarray, block_size: int):
 
 def scan_ranks(query: np.ndarray, database: np.ndarray, *, true_index=None, block_size=None,
                satellite_to_ground: bool = False, near=None, want_best: bool = False,
-               split_distractors: bool = True) -> RankResult:
+               split_distractors: bool = True, pessimistic: bool = True) -> RankResult:
     """Every rank of :class:`RankResult` from ONE blocked pass over the (Nq, Ndb) similarity
     matrix; inputs already checked (:func:`check_descriptor_pair`).
 
     ``true_index``: database row of each query's true match (None: row i);
     ``near``: optional (indptr (Nq+1,), indices) CSR lists of database rows within the geo
     threshold of each query; ``want_best``: also the most similar row per query;
-    ``split_distractors``: also the ranks over the first Nq database rows only.
+    ``split_distractors``: also the ranks over the first Nq database rows only;
+    ``pessimistic``: also the ranks with ties counted against the query (same blocks).
     """
     nq, ndb = query.shape[0], database.shape[0]
     b = resolve_block_size(block_size, nq, ndb)
     ranks = np.empty(nq, np.int64)
     ranks_true_only = np.empty(nq, np.int64) if (split_distractors and true_index is None and ndb > nq) else None
+    tol = tie_tolerance(query, database) if pessimistic else None
+    pess = np.empty(nq, np.int64) if pessimistic else None
+    pess_true_only = np.empty(nq, np.int64) if (pessimistic and ranks_true_only is not None) else None
     geo = np.empty(nq, np.int64) if near is not None else None
     best = np.empty(nq, np.int64) if want_best else None
     s2g = None
@@ -225,7 +283,18 @@ def scan_ranks(query: np.ndarray, database: np.ndarray, *, true_index=None, bloc
         rows = np.arange(m)
         cols = np.arange(start, stop) if true_index is None else true_index[start:stop]
         t = s[rows, cols]
-        if ranks_true_only is not None:
+        if pess is not None and ranks_true_only is not None:
+            greater, at_least = count_rank_rows(s[:, :nq], t, tol[start:stop], flags[:, :nq])
+            greater_d, at_least_d = count_rank_rows(s[:, nq:], t, tol[start:stop], flags[:, nq:])
+            ranks_true_only[start:stop] = greater
+            ranks[start:stop] = greater + greater_d
+            pess_true_only[start:stop] = at_least - 1          # the true match itself is not against it
+            pess[start:stop] = at_least - 1 + at_least_d
+        elif pess is not None:
+            greater, at_least = count_rank_rows(s, t, tol[start:stop], flags)
+            ranks[start:stop] = greater
+            pess[start:stop] = at_least - 1
+        elif ranks_true_only is not None:
             np.greater(s, t[:, None], out=flags[:m])
             ranks_true_only[start:stop] = np.count_nonzero(flags[:m, :nq], axis=1)
             ranks[start:stop] = ranks_true_only[start:stop] + np.count_nonzero(flags[:m, nq:], axis=1)
@@ -255,8 +324,11 @@ def scan_ranks(query: np.ndarray, database: np.ndarray, *, true_index=None, bloc
             best[start:stop] = np.argmax(s, axis=1)
     if ranks_true_only is None:
         ranks_true_only = ranks
+        pess_true_only = pess
     return RankResult(ground_to_satellite=ranks, ground_to_satellite_no_distractors=ranks_true_only,
-                      satellite_to_ground=s2g, geo=geo, best_index=best, num_query=nq, num_database=ndb)
+                      satellite_to_ground=s2g, geo=geo, best_index=best, num_query=nq, num_database=ndb,
+                      ground_to_satellite_pessimistic=pess,
+                      ground_to_satellite_no_distractors_pessimistic=pess_true_only)
 
 
 # --------------------------------------------------------------------------
@@ -279,7 +351,8 @@ def retrieval_ranks(query, database, true_index=None, block_size: Optional[int] 
     """
     query, database = check_descriptor_pair(query, database)
     idx = _check_true_index(true_index, query.shape[0], database.shape[0])
-    return scan_ranks(query, database, true_index=idx, block_size=block_size, split_distractors=False).ground_to_satellite
+    return scan_ranks(query, database, true_index=idx, block_size=block_size, split_distractors=False,
+                      pessimistic=False).ground_to_satellite
 
 
 def _check_ranks(ranks) -> np.ndarray:
@@ -381,7 +454,10 @@ def summarize_ranks(result: RankResult, ks: Iterable[int] = (1, 5, 10), percent:
     database; with distractors also "no_distractors/recall@...";
     "satellite_to_ground/recall@..." when computed; "geo/recall@<k>" and
     "geo/recall@<percent>%" for the geo ranks. Plus "num_query",
-    "num_database", "top_percent_k".
+    "num_database", "top_percent_k". With pessimistic ranks (the default of
+    :func:`compute_ranks`): "pessimistic/recall@..." (and
+    "no_distractors/pessimistic/recall@...") with ties counted against the query,
+    and "tied_queries", the fraction of queries whose rank depends on the tie rule.
     """
     ks = [check_positive_int(k, "ks") for k in ks]
     pct_key = f"recall@{percent:g}%"
@@ -394,9 +470,16 @@ def summarize_ranks(result: RankResult, ks: Iterable[int] = (1, 5, 10), percent:
         out[f"{prefix}{pct_key}"] = recall_at_top_percent(ranks, n_db, percent)
 
     add("", result.ground_to_satellite, result.num_database)
+    pessimistic = result.ground_to_satellite_pessimistic
+    if pessimistic is not None:
+        add("pessimistic/", pessimistic, result.num_database)
+        out["tied_queries"] = float(np.count_nonzero(pessimistic != result.ground_to_satellite) / result.num_query)
     if result.num_distractors > 0:
         out["num_distractors"] = result.num_distractors
         add("no_distractors/", result.ground_to_satellite_no_distractors, result.num_query)
+        if result.ground_to_satellite_no_distractors_pessimistic is not None:
+            add("no_distractors/pessimistic/", result.ground_to_satellite_no_distractors_pessimistic,
+                result.num_query)
     if result.satellite_to_ground is not None:
         add("satellite_to_ground/", result.satellite_to_ground, result.num_query)
     if result.geo is not None:
@@ -404,6 +487,25 @@ def summarize_ranks(result: RankResult, ks: Iterable[int] = (1, 5, 10), percent:
             out[f"geo/recall@{k}"] = recall_at_k(result.geo, k)
         out[f"geo/{pct_key}"] = recall_at_top_percent(result.geo, result.num_database, percent)
     return out
+
+
+def tie_warning(metrics: Dict[str, float], what: str = "this ranking") -> Optional[str]:
+    """A one-line warning when the tie rule decides a figure of ``metrics`` (a dict of
+    :func:`summarize_ranks` or of the training validation): some "recall@..." differs by
+    at least :data:`TIE_WARNING_GAP` from its "pessimistic/recall@..." (ties counted
+    against the query), as for collapsed or near-constant descriptors. None otherwise."""
+    gaps = [(key, metrics[key], metrics[f"pessimistic/{key}"]) for key in metrics
+            if key.startswith("recall@") and f"pessimistic/{key}" in metrics]
+    worst = [g for g in gaps if g[1] - g[2] >= TIE_WARNING_GAP]
+    if not worst:
+        return None
+    key, optimistic, against = max(worst, key=lambda g: g[1] - g[2])
+    tied = metrics.get("tied_queries")
+    share = f"{100 * tied:.1f}% of the queries have" if tied is not None else "queries have"
+    return (f"ties decide {what}: {share} their true match tied with another database row at float32 "
+            f"resolution (collapsed or near-constant descriptors?): {key} is {100 * optimistic:.2f}% with the "
+            f"released rule (ties in the query's favour) but {100 * against:.2f}% with ties counted against the "
+            "query; see the pessimistic/ figures")
 
 
 def compute_ranks(query, database, *, directions: Sequence[str] = (GROUND_TO_SATELLITE,),

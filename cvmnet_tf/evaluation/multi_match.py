@@ -18,7 +18,10 @@ Conventions:
   similarity) is ``r_k = k + #{non-matching gallery items strictly more
   similar than that match}``.
 - recall@K: fraction of queries whose FIRST true match has ``r_0 < K``
-  (University-1652's CMC).
+  (University-1652's CMC). With ties counted against the query (:func:`labelled_ranks`,
+  the same blocks): the non-matching items at least as similar as the best true match up
+  to float32 resolution (:func:`cvmnet_tf.evaluation.metrics.tie_tolerance`), reported as
+  "pessimistic/recall@K" next to it, so collapsed descriptors do not read as perfect.
 - AP per query (University-1652 ``evaluate_gpu.py`` ``compute_mAP``, the
   "trapezoid" AP of the Oxford-buildings / Market-1501 code), with n true
   matches::
@@ -53,8 +56,8 @@ from typing import Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
-from cvmnet_tf.evaluation.metrics import (check_descriptor_pair, check_positive_int,
-                                         resolve_block_size, similarity_blocks)
+from cvmnet_tf.evaluation.metrics import (check_descriptor_pair, check_positive_int, count_rank_rows,
+                                         resolve_block_size, similarity_blocks, tie_tolerance)
 
 __all__ = [
     "DISTRACTOR_LABEL",
@@ -63,6 +66,7 @@ __all__ = [
     "average_precisions",
     "check_labels",
     "first_match_ranks",
+    "labelled_ranks",
     "labelled_retrieval",
     "match_positions",
     "summarize_positions",
@@ -175,6 +179,17 @@ def _block_positions(s: np.ndarray, match_cols: np.ndarray, counts: np.ndarray, 
     return ar + greater - run_start
 
 
+def labelled_ranks(query, gallery, query_labels, gallery_labels, block_size: Optional[int] = None,
+                   query_name: str = "query", gallery_name: str = "gallery"):
+    """:func:`match_positions` plus, from the same blocks, each query's pessimistic first rank.
+
+    Returns ``(indptr, positions, first_pessimistic)``; ``first_pessimistic`` int64 (Nq,):
+    the non-matching gallery items at least as similar as the query's best true match up to
+    float32 resolution (ties counted against the query; >= ``positions[indptr[:-1]]``).
+    """
+    return _positions(query, gallery, query_labels, gallery_labels, block_size, query_name, gallery_name, True)
+
+
 def match_positions(query, gallery, query_labels, gallery_labels, block_size: Optional[int] = None,
                     query_name: str = "query", gallery_name: str = "gallery") -> Tuple[np.ndarray, np.ndarray]:
     """0-based positions of every query's true matches in its ranked gallery.
@@ -194,12 +209,20 @@ def match_positions(query, gallery, query_labels, gallery_labels, block_size: Op
       strictly increasing; ``positions[indptr[i]]`` is the rank of the first
       true match (number of gallery items strictly more similar than it).
     """
+    indptr, positions, _ = _positions(query, gallery, query_labels, gallery_labels, block_size, query_name,
+                                      gallery_name, False)
+    return indptr, positions
+
+
+def _positions(query, gallery, query_labels, gallery_labels, block_size, query_name, gallery_name, pessimistic):
     query, gallery, order, lo, hi = _prepare(query, gallery, query_labels, gallery_labels, query_name, gallery_name)
     nq, ng = query.shape[0], gallery.shape[0]
     counts_all = (hi - lo).astype(np.int64)
     indptr = np.zeros(nq + 1, np.int64)
     np.cumsum(counts_all, out=indptr[1:])
     positions = np.empty(int(indptr[-1]), np.int64)
+    first_pessimistic = np.empty(nq, np.int64) if pessimistic else None
+    tol = tie_tolerance(query, gallery) if pessimistic else None
     b = resolve_block_size(block_size, nq, ng)
     buf = np.empty((b, ng), np.bool_)
     for start, stop, s in similarity_blocks(query, gallery, b):
@@ -207,10 +230,18 @@ def match_positions(query, gallery, query_labels, gallery_labels, block_size: Op
         # Gallery columns of the matches, row by row: order[lo[i]:hi[i]].
         offs = np.repeat(lo[start:stop] - (np.cumsum(counts) - counts), counts)
         cols = order[offs + np.arange(int(counts.sum()))]
+        if pessimistic:  # before _block_positions, which may sort s in place
+            rows = np.repeat(np.arange(stop - start), counts)
+            match_sim = s[rows, cols]
+            best = np.maximum.reduceat(match_sim, np.cumsum(counts) - counts)
+            _, at_least = count_rank_rows(s, best, tol[start:stop], buf)
+            matches_at_least = np.add.reduceat(match_sim >= (best - tol[start:stop])[rows],
+                                               np.cumsum(counts) - counts)
+            first_pessimistic[start:stop] = at_least - matches_at_least
         pos = _block_positions(s, cols, counts, buf)
         valid = np.arange(pos.shape[1])[None, :] < counts[:, None]
         positions[indptr[start]:indptr[stop]] = pos[valid]
-    return indptr, positions
+    return indptr, positions, first_pessimistic
 
 
 def _check_csr(indptr, positions) -> Tuple[np.ndarray, np.ndarray]:
@@ -296,18 +327,22 @@ def labelled_retrieval(query, gallery, query_labels, gallery_labels, ks: Iterabl
       labels (length, dtype, negative) or queries without a true match.
     """
     ks = [check_positive_int(k, "ks") for k in ks]
-    indptr, positions = match_positions(query, gallery, query_labels, gallery_labels, block_size,
-                                        query_name=query_name, gallery_name=gallery_name)
-    return summarize_positions(indptr, positions, ks, gallery_labels)
+    indptr, positions, first_pessimistic = labelled_ranks(query, gallery, query_labels, gallery_labels, block_size,
+                                                          query_name=query_name, gallery_name=gallery_name)
+    return summarize_positions(indptr, positions, ks, gallery_labels, first_pessimistic)
 
 
-def summarize_positions(indptr, positions, ks: Iterable[int], gallery_labels) -> Dict[str, float]:
+def summarize_positions(indptr, positions, ks: Iterable[int], gallery_labels,
+                        first_pessimistic=None) -> Dict[str, float]:
     """The dict of :func:`labelled_retrieval` from :func:`match_positions` output.
 
     Args:
       indptr, positions: CSR positions of the true matches (see :func:`match_positions`).
       ks: the K of recall@K.
       gallery_labels: int (Ng,) gallery labels (for "num_gallery" / "num_distractors").
+      first_pessimistic: optional int (Nq,) pessimistic first ranks (:func:`labelled_ranks`):
+        adds "pessimistic/recall@<k>" and "tied_queries" (fraction of queries whose first
+        rank depends on the tie rule).
     """
     ks = [check_positive_int(k, "ks") for k in ks]
     indptr, positions = _check_csr(indptr, positions)
@@ -315,6 +350,10 @@ def summarize_positions(indptr, positions, ks: Iterable[int], gallery_labels) ->
     first = positions[indptr[:-1]]
     nq = first.size
     out: Dict[str, float] = {f"recall@{k}": float(np.count_nonzero(first < k) / nq) for k in ks}
+    if first_pessimistic is not None:
+        pess = np.asarray(first_pessimistic)
+        out.update({f"pessimistic/recall@{k}": float(np.count_nonzero(pess < k) / nq) for k in ks})
+        out["tied_queries"] = float(np.count_nonzero(pess != first) / nq)
     out["AP"] = float(np.mean(average_precisions(indptr, positions)))
     out["num_query"] = int(nq)
     out["num_gallery"] = int(gallery_labels.shape[0])

@@ -164,7 +164,8 @@ def plot_retrieval_examples(queries: Sequence[ImageLike], retrieved: Sequence[Se
 
 def plot_recall_vs_distance(thresholds_m: Sequence[float], recalls: Sequence[float], path,
                             title: Optional[str] = None, size_px: Tuple[int, int] = (800, 600),
-                            reference: Optional[Tuple[float, float]] = None) -> str:
+                            reference: Optional[Tuple[float, float]] = None,
+                            baseline: Optional[Sequence[float]] = None) -> str:
     """Localization recall (%) versus distance threshold in metres (paper Fig. 8).
 
     Args:
@@ -172,6 +173,8 @@ def plot_recall_vs_distance(thresholds_m: Sequence[float], recalls: Sequence[flo
         whose best match lies within d (same length).
       reference: optional (d, recall fraction) point to mark, e.g. the paper's
         (100, 0.671).
+      baseline: optional recall fractions of a random tile at the same distances
+        (chance level, :func:`cvmnet_tf.evaluation.geo.random_tile_baseline`), drawn dashed.
 
     Returns:
       ``path``.
@@ -183,6 +186,11 @@ def plot_recall_vs_distance(thresholds_m: Sequence[float], recalls: Sequence[flo
     fig = _figure(size_px)
     ax = fig.add_subplot(1, 1, 1)
     ax.plot(t, 100.0 * r, marker="o", label="this run")
+    if baseline is not None:
+        b = np.asarray(baseline, np.float64)
+        if b.shape != t.shape:
+            raise ValueError(f"baseline must have the shape of thresholds_m {t.shape}; got {b.shape}")
+        ax.plot(t, 100.0 * b, linestyle="--", color="gray", label="random tile (chance)")
     if reference is not None:
         ax.plot([reference[0]], [100.0 * reference[1]], marker="*", markersize=12, linestyle="none",
                 label="paper")

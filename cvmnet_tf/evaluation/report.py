@@ -36,7 +36,10 @@ class RetrievalReport:
     table: the Markdown comparison with the published numbers (or None);
     curves: label -> recall fractions at K = 1..top_k_max, for the top-K figure;
     top_percent_k: the K of recall@1% to mark on that figure (None: beyond its range);
-    distance: (thresholds in metres, recall fractions) of the localization figure, or None.
+    distance: (thresholds in metres, recall fractions, random-tile recall fractions) of the
+    localization figure, or None;
+    warnings: what could make a figure mislead (ties deciding the ranking), one line each;
+    also in ``metrics["warnings"]``.
     """
 
     metrics: dict
@@ -44,6 +47,7 @@ class RetrievalReport:
     curves: dict = dataclasses.field(default_factory=dict)
     top_percent_k: Optional[int] = None
     distance: Optional[tuple] = None
+    warnings: list = dataclasses.field(default_factory=list)
 
 
 def _pair_report(query, database, ks, percent, both_directions, block_size, near, q_utm, d_utm,
@@ -59,7 +63,10 @@ def _pair_report(query, database, ks, percent, both_directions, block_size, near
         out["geo/threshold_m"] = float(geo_threshold_m)
         errors = geo.errors_from_best(result.best_index, q_utm, d_utm)
         out.update(geo.localization_summary(errors, localization_thresholds_m))
-        distance = (list(localization_thresholds_m), geo.recall_at_distance(errors, localization_thresholds_m))
+        chance = geo.random_tile_baseline(q_utm, d_utm, localization_thresholds_m)  # a random database row
+        out.update(chance)
+        distance = (list(localization_thresholds_m), geo.recall_at_distance(errors, localization_thresholds_m),
+                    [chance[f"localization/random_tile/recall@{float(d):g}m"] for d in localization_thresholds_m])
     max_k = min(top_k_max, result.num_database)
     curves = {}
     if result.num_distractors > 0:
@@ -77,9 +84,9 @@ def _pair_report(query, database, ks, percent, both_directions, block_size, near
 
 def _labelled_report(query, database, query_labels, database_labels, ks, block_size, top_k_max, query_name,
                      database_name):
-    indptr, positions = multi_match.match_positions(query, database, query_labels, database_labels, block_size,
-                                                    query_name=query_name, gallery_name=database_name)
-    out = multi_match.summarize_positions(indptr, positions, ks, database_labels)
+    indptr, positions, first_pessimistic = multi_match.labelled_ranks(
+        query, database, query_labels, database_labels, block_size, query_name=query_name, gallery_name=database_name)
+    out = multi_match.summarize_positions(indptr, positions, ks, database_labels, first_pessimistic)
     max_k = min(top_k_max, database.shape[0])
     return RetrievalReport(out, curves={"first true match": metrics.top_k_curve(positions[indptr[:-1]], max_k)})
 
@@ -122,6 +129,10 @@ def retrieval_report(query, database, *, query_labels=None, database_labels=None
             near = geo.near_sets(q_utm, d_utm, geo_threshold_m)
         report = _pair_report(query, database, ks, percent, both_directions, block_size, near, q_utm, d_utm,
                               geo_threshold_m, localization_thresholds_m, top_k_max, query_name, database_name)
+    warning = metrics.tie_warning(report.metrics)
+    if warning:
+        report.warnings.append(warning)
+        report.metrics["warnings"] = list(report.warnings)
     compare = dict(compare or {})
     if compare.get("task"):
         report.metrics["task"] = compare["task"]
@@ -153,5 +164,6 @@ def write_report(report: RetrievalReport, *, json_path: Optional[str] = None, ma
         if "top_k_plot" in tmps:
             plots.plot_top_k_curve(report.curves, tmps["top_k_plot"], top_percent_k=report.top_percent_k)
         if "distance_plot" in tmps:
-            plots.plot_recall_vs_distance(report.distance[0], report.distance[1], tmps["distance_plot"])
+            plots.plot_recall_vs_distance(report.distance[0], report.distance[1], tmps["distance_plot"],
+                                          baseline=report.distance[2] if len(report.distance) > 2 else None)
     return paths

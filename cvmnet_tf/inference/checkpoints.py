@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import zipfile
 from typing import Optional, Tuple
 
 __all__ = ["MODEL_FILE", "OPTIMIZER_FILE", "STATE_FILE", "CheckpointError", "model_dir", "checkpoint_path",
@@ -139,12 +140,17 @@ def load_model(path: str, expected_model: Optional[str] = None):
 
     model_file, folder = _model_file(path)
     config = dict(read_state(folder).get("config") or {}) if folder else {}
+    if not zipfile.is_zipfile(model_file):  # Keras would call that "File not found"
+        raise CheckpointError(f"--checkpoint={path!r}: {model_file} is not a .keras model file (not a zip "
+                              "archive: truncated, corrupt or another format)")
     try:
         model = keras.saving.load_model(model_file, compile=False)
     except Exception as exc:  # noqa: BLE001 - any load failure is reported with the file
-        raise CheckpointError(f"{model_file}: cannot load the Keras model: {exc}") from exc
+        raise CheckpointError(f"--checkpoint={path!r}: cannot load the Keras model {model_file}: "
+                              f"{type(exc).__name__}: {exc}") from None
     try:
-        info = models.describe_model(model, model_file)
+        info = models.describe_model(model, f"--checkpoint={path!r}" + ("" if model_file == path else
+                                                                         f": {model_file}"))
     except ValueError as exc:
         raise CheckpointError(str(exc)) from None
     diffs = [f"{k}: {STATE_FILE} says {config[k]!r}, {MODEL_FILE} has {info[k]!r}"

@@ -348,10 +348,21 @@ def read_npy(path: str, what: str) -> np.ndarray:
 
     if not os.path.isfile(path):
         raise ValueError(f"{what}: file not found: {path}")
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic != b"\x93NUMPY":
+        kind = "an .npz archive" if magic[:2] == b"PK" else "a pickle" if magic[:1] == b"\x80" else (
+            "empty" if not magic else "text or another format")
+        raise ValueError(f"{what}: {path} is not a .npy array file ({kind}; write descriptors with numpy.save)")
     try:
         return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{what}: cannot read {path} as .npy: {exc}") from exc
+    except ValueError as exc:
+        if "pickled" in str(exc) or "allow_pickle" in str(exc):
+            raise ValueError(f"{what}: {path} holds Python objects (an object array), not numbers; descriptors "
+                             "must be a numeric (N, dim) array (they are never unpickled)") from None
+        raise ValueError(f"{what}: {path} is a damaged .npy file ({exc})") from None
+    except OSError as exc:
+        raise ValueError(f"{what}: cannot read {path}: {exc}") from None
 
 
 def read_oricnn_mat(path: str, what: str = "--descriptors_mat"):
@@ -365,8 +376,11 @@ def read_oricnn_mat(path: str, what: str = "--descriptors_mat"):
 
     try:
         mat = loadmat(path)
-    except (OSError, ValueError, NotImplementedError) as exc:
-        raise ValueError(f"{what}: cannot read {path} (MATLAB v7.3 files are not supported): {exc}") from exc
+    except NotImplementedError:
+        raise ValueError(f"{what}: {path} is a MATLAB v7.3 (HDF5) file, which is not supported; save it with "
+                         "'-v7' or scipy.io.savemat") from None
+    except Exception as exc:  # noqa: BLE001 - scipy raises several kinds (MatReadError, TypeError, ...)
+        raise ValueError(f"{what}: {path} is not a readable MATLAB .mat file ({exc})") from None
     missing = [k for k in ("grd_global_descriptor", "sat_global_descriptor") if k not in mat]
     if missing:
         raise ValueError(f"{what}: {path} lacks {missing}; found {sorted(k for k in mat if not k.startswith('__'))}")

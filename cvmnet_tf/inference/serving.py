@@ -19,7 +19,9 @@ Both are also callable after loading as ``loaded.ground(images)`` /
 
 A ``cvmnet_export.json`` beside ``saved_model.pb`` records the model name, input sizes
 (height, width in pixels), dataset and descriptor size. The folder is written under a
-temporary name and renamed when complete: a failed export leaves nothing behind.
+temporary name and renamed when complete: a failed export leaves nothing behind. An
+existing ``output`` is replaced only when it is an earlier export of this package (both
+files present) or empty; any other folder (a training run, a user's files) is refused.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from typing import Optional
 
 from cvmnet_tf.utils import atomic_io
 
-__all__ = ["EXPORT_INFO_FILE", "make_serving_module", "export_saved_model", "is_saved_model", "read_export_info"]
+__all__ = ["EXPORT_INFO_FILE", "make_serving_module", "export_saved_model", "is_saved_model", "is_export",
+           "check_export_output", "read_export_info"]
 
 EXPORT_INFO_FILE = "cvmnet_export.json"
 
@@ -112,8 +115,7 @@ def export_saved_model(checkpoint: str, output: str, dataset: Optional[str] = No
 
     if dataset is not None:
         _check_dataset(dataset)
-    if os.path.exists(output) and not os.path.isdir(output):
-        raise ValueError(f"--output={output!r} exists and is not a folder")
+    check_export_output(output)
     model, info = load_model(checkpoint)
     dataset = dataset or info.get("dataset") or "cvusa"
     try:
@@ -127,11 +129,32 @@ def export_saved_model(checkpoint: str, output: str, dataset: Optional[str] = No
     export_info = dict(info, dataset=dataset, inputs="uint8 RGB (batch, H, W, 3), any H, W",
                        outputs="descriptor: float32 (batch, descriptor_dim)",
                        signatures=sorted(signatures))
+    atomic_io.remove_stale_temporaries(os.path.dirname(os.path.abspath(output)), os.path.basename(output))
     with atomic_io.atomic_path(output) as tmp:
         tf.saved_model.save(module, tmp, signatures=signatures)
         with open(os.path.join(tmp, EXPORT_INFO_FILE), "w", encoding="utf-8") as f:
             json.dump(export_info, f, indent=2, sort_keys=True)
     return export_info
+
+
+def is_export(path: str) -> bool:
+    """True when ``path`` is a SavedModel folder written by :func:`export_saved_model`."""
+    return is_saved_model(path) and os.path.isfile(os.path.join(path, EXPORT_INFO_FILE))
+
+
+def check_export_output(output: str, flag: str = "--output") -> None:
+    """Raise FileExistsError naming ``flag`` unless ``output`` may be (re)written: missing,
+    an empty folder or an earlier export of this package (:func:`is_export`)."""
+    if not str(output).strip():
+        raise FileExistsError(f"{flag} is empty: name the SavedModel folder to write")
+    if not os.path.exists(output):
+        return
+    if not os.path.isdir(output):
+        raise FileExistsError(f"{flag}={output!r} exists and is not a folder")
+    if os.listdir(output) and not is_export(output):
+        raise FileExistsError(
+            f"{flag}={output!r} is a folder that is not an export of cvmnet-export (no saved_model.pb and "
+            f"{EXPORT_INFO_FILE}); it is left alone: choose a new folder")
 
 
 def is_saved_model(path: str) -> bool:

@@ -44,8 +44,11 @@ def describe_model(model, source: str) -> dict:
     of a two-branch model, plus ``"architecture"`` (its constructor arguments) for a
     :class:`~cvmnet_tf.models.base.CrossViewModel`. ValueError naming ``source`` when
     ``model`` is not a two-branch model with fixed input sizes."""
-    inputs = model.input if isinstance(model.input, dict) else None
-    outputs = model.output if isinstance(model.output, dict) else None
+    try:
+        inputs = model.input if isinstance(model.input, dict) else None
+        outputs = model.output if isinstance(model.output, dict) else None
+    except (AttributeError, ValueError):  # e.g. a Sequential model that was never called
+        inputs = outputs = None
     if not inputs or not outputs or set(inputs) != set(BRANCH_KEYS) or set(outputs) != set(BRANCH_KEYS):
         raise ValueError(
             f"{source}: model {model.name!r} is not a cvmnet_tf two-branch model (expected dict "

@@ -13,8 +13,8 @@ from typing import Mapping
 from cvmnet_tf.models.cvm_net import CVMNetI, CVMNetII
 from cvmnet_tf.models.siamese import SiameseBaseline
 
-__all__ = ["MODELS", "MODEL_NAMES", "ModelSpec", "get_model_spec", "model_arguments", "build_model",
-           "build_model_from_config", "CONFIG_ARGUMENTS"]
+__all__ = ["MODELS", "MODEL_NAMES", "ModelSpec", "get_model_spec", "model_arguments", "model_backbone",
+           "build_model", "build_model_from_config", "CONFIG_ARGUMENTS"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +63,15 @@ def model_arguments(name) -> tuple:
     params = [p for p in inspect.signature(spec.cls.__init__).parameters.values()
               if p.kind is p.POSITIONAL_OR_KEYWORD and p.name not in ("self", "name", "dtype")]
     return tuple(p.name for p in params if p.name not in spec.fixed)
+
+
+def model_backbone(name, backbone=None) -> str:
+    """The backbone model ``name`` is built on: the one its name fixes, else ``backbone``,
+    else its class's default."""
+    spec = get_model_spec(name)
+    if "backbone" in spec.fixed:
+        return spec.fixed["backbone"]
+    return backbone or inspect.signature(spec.cls.__init__).parameters["backbone"].default
 
 
 def build_model(name, **kwargs):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from cvmnet_tf.inference.checkpoints import (MODEL_FILE, OPTIMIZER_FILE, STATE_F
                                              checkpoint_path, list_checkpoints, model_dir, read_state,
                                              result_paths)
 from cvmnet_tf.utils import atomic_io
+from cvmnet_tf.utils.test_hooks import pause_point
 
 __all__ = ["CheckpointError", "MODEL_FILE", "OPTIMIZER_FILE", "STATE_FILE", "model_dir", "checkpoint_path",
            "result_paths", "list_checkpoints", "read_state", "save_checkpoint", "restore_checkpoint",
@@ -36,6 +38,7 @@ def save_checkpoint(output_dir: str, model, optimizer, epoch: int, state: dict) 
             np.savez(os.path.join(tmp, OPTIMIZER_FILE), **arrays)
         with open(os.path.join(tmp, STATE_FILE), "w", encoding="utf-8") as f:
             json.dump(dict(state, epoch=epoch), f, indent=2, sort_keys=True)
+        pause_point("checkpoint_write")
     return path
 
 
@@ -65,8 +68,13 @@ def restore_checkpoint(path: str, model, optimizer, config: dict) -> dict:
         raise CheckpointError(f"cannot load {model_file} into {config.get('model')}: {exc}") from exc
     opt_file = os.path.join(path, OPTIMIZER_FILE)
     if optimizer is not None and os.path.exists(opt_file):
-        with np.load(opt_file) as data:
-            values = [data[k] for k in sorted(data.files)]
+        try:
+            with np.load(opt_file, allow_pickle=False) as data:
+                values = [data[k] for k in sorted(data.files)]
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise CheckpointError(
+                f"{opt_file}: unreadable optimizer state ({exc}): the checkpoint is damaged; move "
+                f"{path} aside to resume from the epoch before, or start again with --overwrite") from None
         variables = optimizer.variables
         if len(values) != len(variables):
             raise CheckpointError(
@@ -86,8 +94,15 @@ def write_result_files(output_dir: str, model_name: str, history: list[dict]) ->
     they hold exactly one entry for every completed epoch."""
     paths = result_paths(output_dir, model_name)
     lines = [format_recall_line(h["epoch"], h["iterations"], h["metrics"]["recall@1%"]) for h in history]
-    atomic_io.write_text(paths["accuracy"], "".join(line + "\n" for line in lines))
-    atomic_io.write_text(paths["metrics"], "".join(json.dumps(h, sort_keys=True) + "\n" for h in history))
+    files = {"accuracy": "".join(line + "\n" for line in lines),
+             "metrics": "".join(json.dumps(h, sort_keys=True) + "\n" for h in history)}
+    with atomic_io.atomic_paths({key: paths[key] for key in files}) as tmps:  # both or neither
+        for key, text in files.items():
+            with open(tmps[key], "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+        pause_point("result_write")
     write_learning_curve(paths["curve"], model_name, history)
 
 

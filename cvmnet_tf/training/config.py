@@ -30,23 +30,26 @@ command line, a keyword here) wins over the preset:
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any, Optional
 
 from cvmnet_tf.data.augmentation import AUGMENTATIONS
 from cvmnet_tf.data.registry import TRAINABLE_DATASETS, get_dataset, image_sizes
 from cvmnet_tf.data.university1652 import TASKS as UNIVERSITY1652_TASKS
-from cvmnet_tf.losses import LOSS_NAMES, check_loss_arguments, loss_parameters
+from cvmnet_tf.losses import LOSS_NAMES, check_loss_arguments, loss_parameters, min_batch_size
 from cvmnet_tf.models.backbones import BACKBONE_NAMES, INITS
 from cvmnet_tf.models.registry import MODEL_NAMES
 from cvmnet_tf.training.options import option, option_info
 
-__all__ = ["TrainConfig", "PRESETS", "PRESET_DATASET_VALUES", "LR_SCHEDULES", "make_config", "ARCHITECTURE_KEYS", "LOSS_PARAMETERS", "DATASET_NAMES",
-           "MODEL_NAMES", "UNIVERSITY1652_TASKS"]
+__all__ = ["TrainConfig", "PRESETS", "PRESET_DATASET_VALUES", "LR_SCHEDULES", "make_config", "ARCHITECTURE_KEYS",
+           "LOSS_PARAMETERS", "DATASET_NAMES", "MODEL_NAMES", "UNIVERSITY1652_TASKS", "RUN_SETTING_KEYS", "MAX_SEED"]
 
 DATASET_NAMES = TRAINABLE_DATASETS
 #: Learning-rate schedules: "constant" (the released code's) or "cosine" (linear warm-up over
 #: ``warmup_epochs``, then a cosine decay to 0 at the end of the last epoch).
 LR_SCHEDULES = ("constant", "cosine")
+#: The largest --seed (numpy's and Keras' global seeds take 0 .. 2**32 - 1).
+MAX_SEED = 2 ** 32 - 1
 
 
 @dataclasses.dataclass
@@ -55,8 +58,9 @@ class TrainConfig:
 
     dataset: str = option("cvusa", "Dataset to train on.", flag="set by the train_<dataset> script",
                           choices=TRAINABLE_DATASETS)
-    data_dir: Optional[str] = option(None, "Dataset root in the {title} layout (see data/README.md).")
-    output_dir: str = option("runs", "Where Model/, Result/ and logs/ are written.")
+    data_dir: Optional[str] = option(None, "Dataset root in the {title} layout (see data/README.md).",
+                                     alters_run=False)
+    output_dir: str = option("runs", "Where Model/, Result/ and logs/ are written.", alters_run=False)
     model: str = option("cvm_net_i", "Network to train.", choices=MODEL_NAMES, architecture=True)
     backbone: Optional[str] = option(None, "Backbone of the model (default: the model's own, vgg16; "
                                      "siamese_alexnet: alexnet; paper Table 2 also trains CVM-Net on alexnet).",
@@ -78,12 +82,12 @@ class TrainConfig:
                               choices=LR_SCHEDULES)
     warmup_epochs: float = option(0.0, "Linear warm-up of --lr_schedule=cosine, in epochs (cpu_demo: 0.3).")
     batch_size: int = option(12, "Pairs per batch (released code: 12).")
-    epochs: int = option(100, "Last epoch to train (epochs are numbered from 1).")
+    epochs: int = option(100, "Last epoch to train (epochs are numbered from 1).", alters_run=False)
     dropout_rate: float = option(0.2, "Dropout rate (released code 0.2, i.e. keep 0.8; paper 0.1).")
     hard_mining_from_epoch: int = option(0, "First epoch of the second stage (in-batch hard negatives); 0 = never.")
     hard_top_k: int = option(4, "Hard negatives kept per anchor in that stage.")
     weights: str = option("imagenet", "Backbone initialisation: 'imagenet' (Keras download), 'none', or a local "
-                          "weights file.")
+                          "weights file.", alters_run=False)  # only the initial model (epoch 0) uses it
     satellite_size: tuple = option((512, 512), "Satellite input (height, width) in pixels.",
                                    flag="set by --image_size", architecture=True)
     ground_size: tuple = option((224, 1232), "Ground input (height, width) in pixels.",
@@ -108,12 +112,17 @@ class TrainConfig:
     normalize_output: bool = option(True, "CVM-Net-II: l2-normalise the descriptors (the released code does not).",
                                     architecture=True)
     mixed_precision: bool = option(False, "mixed_float16 with loss scaling.")
-    jit_compile: bool = option(False, "XLA-compile the training step.")
-    seed: int = option(0, "Seed of shuffling, augmentation, dropout and initialisation.")
-    resume: bool = option(False, "Continue from the last complete checkpoint in --output_dir.")
-    overwrite: bool = option(False, "Delete a previous run of this model in --output_dir first.")
+    jit_compile: bool = option(False, "XLA-compile the training step.", alters_run=False)
+    seed: int = option(0, "Seed of shuffling, augmentation, dropout and initialisation (0 .. 2**32 - 1).")
+    resume: bool = option(False, "Continue from the last complete checkpoint in --output_dir.", alters_run=False)
+    overwrite: bool = option(False, "Delete a previous run of this model in --output_dir first (its checkpoints, "
+                             "result files and TensorBoard logs).", alters_run=False)
+    allow_changed_settings: bool = option(False, "With --resume: continue although run settings (loss, learning "
+                                          "rate, batch size, ...) differ from the checkpoint's; the change is "
+                                          "recorded in Result/<model>_flags.json and the metrics log.",
+                                          alters_run=False)
     synthetic: bool = option(False, "Generate (once) and train on the built-in synthetic world in this dataset's "
-                             "layout.")
+                             "layout (into an empty --data_dir, or one it generated).", alters_run=False)
     synthetic_train_pairs: int = option(2000, "Synthetic training pairs.")
     synthetic_val_pairs: int = option(500, "Synthetic validation pairs.")
     max_steps_per_epoch: int = option(0, "Cap on steps per epoch (0: whole split).")
@@ -122,8 +131,8 @@ class TrainConfig:
                                       "Hays and University-1652: 'test'). CVACT: 'test' is CVACT_test with "
                                       "geo-recall.")
     geo_threshold_m: float = option(5.0, "CVACT geo-recall radius in metres (OriCNN: 5).")
-    tensorboard: bool = option(True, "Write TensorBoard scalars under <output_dir>/logs.")
-    verbose: int = option(1, "1: progress bar and one line per epoch; 0: quiet.")
+    tensorboard: bool = option(True, "Write TensorBoard scalars under <output_dir>/logs.", alters_run=False)
+    verbose: int = option(1, "1: progress bar and one line per epoch; 0: quiet.", alters_run=False)
     test_city: str = option("denver", "Vo & Hays test city: the loader reads its test_<city>.* list files "
                             "(the paper tests on Denver).")
     task: str = option("drone_to_satellite", "drone_to_satellite (target localisation: drone queries, satellite "
@@ -133,10 +142,11 @@ class TrainConfig:
                                            "University-1652 distractor tiles) appended to the satellite gallery.")
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the offending option on a bad value."""
+        """Raise ``ValueError`` naming the offending option on a bad value (before any work)."""
         self._validate_choices()
         self._validate_loss()
         self._validate_numbers()
+        self._validate_sizes()
         self._validate_dataset_options()
         if self.width != 1.0 and self.weights != "none":
             raise ValueError(f"--weights={self.weights!r} needs the full backbone (--width=1.0); "
@@ -145,6 +155,24 @@ class TrainConfig:
             raise ValueError("--data_dir is required unless --synthetic is given")
         if self.resume and self.overwrite:
             raise ValueError("--resume and --overwrite exclude each other")
+        if self.allow_changed_settings and not self.resume:
+            raise ValueError("--allow_changed_settings applies to --resume only")
+        self._validate_paths()
+
+    def _validate_paths(self) -> None:
+        if not str(self.output_dir).strip():
+            raise ValueError("--output_dir is empty: name the folder for Model/, Result/ and logs/ "
+                             "(e.g. --output_dir runs/demo)")
+        if os.path.exists(self.output_dir) and not os.path.isdir(self.output_dir):
+            raise ValueError(f"--output_dir={self.output_dir!r} exists and is not a folder")
+        if self.data_dir is not None and not str(self.data_dir).strip():
+            raise ValueError("--data_dir is empty: name the dataset folder")
+        if self.data_dir and os.path.exists(self.data_dir) and not os.path.isdir(self.data_dir):
+            raise ValueError(f"--data_dir={self.data_dir!r} exists and is not a folder")
+        weights = str(self.weights)
+        if weights not in ("imagenet", "none") and not os.path.isfile(weights):
+            raise ValueError(f"--weights={weights!r}: no such file (use 'imagenet', 'none' or a local weights "
+                             "file)")
 
     def _validate_choices(self) -> None:
         for field in dataclasses.fields(self):
@@ -172,8 +200,22 @@ class TrainConfig:
                              f"weighted_soft_margin_triplet, soft_margin_triplet), not {self.loss!r}")
 
     def _validate_numbers(self) -> None:
-        if self.batch_size < 2:
-            raise ValueError(f"--batch_size={self.batch_size}: the in-batch losses need at least 2 pairs per batch")
+        smallest = min_batch_size(self.loss)
+        if self.batch_size < smallest:
+            raise ValueError(f"--batch_size={self.batch_size}: --loss={self.loss} needs at least {smallest} pairs "
+                             "per batch (in-batch negatives)")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"--seed={self.seed}: must be an integer in 0 .. {MAX_SEED} (2**32 - 1, NumPy's seed "
+                             "range)")
+        for name in ("max_steps_per_epoch", "max_eval_pairs"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name}={getattr(self, name)}: must be >= 0 (0: no cap)")
+        if self.synthetic:
+            if self.synthetic_train_pairs < self.batch_size:
+                raise ValueError(f"--synthetic_train_pairs={self.synthetic_train_pairs}: fewer than "
+                                 f"--batch_size={self.batch_size}")
+            if self.synthetic_val_pairs < 1:
+                raise ValueError(f"--synthetic_val_pairs={self.synthetic_val_pairs}: must be >= 1")
         if self.epochs < 1:
             raise ValueError(f"--epochs={self.epochs}: must be at least 1")
         if not self.learning_rate > 0:
@@ -188,10 +230,6 @@ class TrainConfig:
             raise ValueError(f"--hard_mining_from_epoch={self.hard_mining_from_epoch}: must be >= 0")
         if self.hard_mining_from_epoch and not 1 <= self.hard_top_k < self.batch_size + 1:
             raise ValueError(f"--hard_top_k={self.hard_top_k}: must be between 1 and --batch_size={self.batch_size}")
-        for name in ("satellite_size", "ground_size"):
-            size = getattr(self, name)
-            if len(size) != 2 or min(size) < 16:
-                raise ValueError(f"{name}={size}: need (height, width), each at least 16 pixels")
         if not self.width > 0:
             raise ValueError(f"--width={self.width}: must be positive")
         if self.polar_satellite and self.satellite_size[0] != self.satellite_size[1]:
@@ -205,6 +243,28 @@ class TrainConfig:
                              f"{self.ground_size[1]} must be a multiple of 4")
         if self.num_clusters < 1 or self.descriptor_dim < 1:
             raise ValueError("--num_clusters and --descriptor_dim must be positive")
+
+    def _validate_sizes(self) -> None:
+        """Input sizes the chosen backbone can take (checked here, not when Keras builds it)."""
+        from cvmnet_tf.models.backbones import get_backbone
+        from cvmnet_tf.models.registry import model_backbone
+
+        for name in ("satellite_size", "ground_size"):
+            size = getattr(self, name)
+            if len(size) != 2 or min(size) < 16:
+                raise ValueError(f"--image_size: the {name.split('_')[0]} input {size} needs (height, width), "
+                                 "each at least 16 pixels")
+        backbone = model_backbone(self.model, self.backbone)
+        smallest = get_backbone(backbone).min_input_px
+        small = [f"{name.split('_')[0]} {h}x{w}" for name in ("satellite_size", "ground_size")
+                 for h, w in [getattr(self, name)] if min(h, w) < smallest]
+        if small:
+            spec = get_dataset(self.dataset)
+            fits = [n for n, sizes in spec.image_sizes.items() if min(min(s) for s in sizes) >= smallest]
+            raise ValueError(
+                f"--image_size: the {backbone} backbone of --model={self.model} needs inputs of at least "
+                f"{smallest}x{smallest} pixels, got {', '.join(small)}; pass --image_size "
+                + (f"{fits[-1]} or " if fits else "") + f"HxW,HxW with every side >= {smallest}")
 
     def _validate_dataset_options(self) -> None:
         """A loader option of another dataset must keep its default (no silent drop)."""
@@ -241,6 +301,10 @@ class TrainConfig:
 
 #: The fields that define the network: a checkpoint whose values differ belongs to another model.
 ARCHITECTURE_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if option_info(f)["architecture"])
+#: The other fields that change what a run does: ``--resume`` with another value needs
+#: ``--allow_changed_settings`` (which records the change).
+RUN_SETTING_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig)
+                         if option_info(f)["alters_run"] and not option_info(f)["architecture"])
 #: The fields that are loss hyper-parameters (checked against the loss's signature).
 LOSS_PARAMETERS = tuple(f.name for f in dataclasses.fields(TrainConfig) if option_info(f)["loss_parameter"])
 

@@ -11,6 +11,13 @@ the recall file.
 
 Randomness is a function of ``(seed, epoch)`` alone (shuffle order, augmentation,
 dropout), so a resumed run repeats exactly what an uninterrupted run would have done.
+
+Before any work (data generation, downloads) :func:`setup` checks every flag and the
+output folder: a previous run there is continued only with ``--resume`` (with the same
+run settings, or ``--allow_changed_settings``, which records the change) or replaced with
+``--overwrite``; what killed runs left behind (``*.tmp-<pid>`` files and folders of dead
+processes) is removed. After the last epoch a closing line names the final checkpoint
+and the commands to run next (export, extract + evaluate).
 """
 
 from __future__ import annotations
@@ -30,18 +37,33 @@ from cvmnet_tf.training import checkpoints as ckpt
 from cvmnet_tf.training import keras_internals
 from cvmnet_tf.training.config import TrainConfig
 from cvmnet_tf.training.step import make_train_step
-from cvmnet_tf.training.validation import chance_recall_at_top_percent, evaluate_model
+from cvmnet_tf.training.validation import chance_recall_at_top_percent, evaluate_model, validate_split
 from cvmnet_tf.utils import atomic_io
+from cvmnet_tf.utils.test_hooks import pause_point
 from cvmnet_tf.utils.text import first_items
 
 __all__ = ["train", "setup", "run_epoch", "record_epoch", "TrainingRun", "EpochStats", "TrainResult",
-           "NonFiniteLossError", "prepare_data_dir", "write_synthetic_dataset", "evaluate_model",
-           "chance_recall_at_top_percent", "learning_rate_schedule", "synthetic_data_dir",
-           "SYNTHETIC_WORLD_VERSION"]
+           "NonFiniteLossError", "RunFolderError", "ExistingRunError", "SettingsChangedError", "prepare_data_dir",
+           "write_synthetic_dataset", "evaluate_model", "chance_recall_at_top_percent", "changed_settings",
+           "remove_leftovers", "learning_rate_schedule", "synthetic_data_dir", "SYNTHETIC_WORLD_VERSION"]
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; the message names the step and files."""
+    """The training loss became NaN or infinite; the message names the step, the last good
+    checkpoint and the file listing the batch's images."""
+
+
+class RunFolderError(ValueError):
+    """The flags contradict what --output_dir (or --data_dir) holds; found before any work
+    (the command exits with status 2)."""
+
+
+class ExistingRunError(RunFolderError, FileExistsError):
+    """--output_dir holds a previous run and neither --resume nor --overwrite was given."""
+
+
+class SettingsChangedError(RunFolderError):
+    """--resume with run settings other than the checkpoint's, without --allow_changed_settings."""
 
 
 @dataclasses.dataclass
@@ -72,6 +94,8 @@ class TrainingRun:
     last_checkpoint: str = ""
     writer: object = None
     step_fns: dict = dataclasses.field(default_factory=dict)
+    full_steps_per_epoch: int = 0       # without --max_steps_per_epoch
+    settings_change: Optional[dict] = None  # {"from_epoch", "changed": {flag: [old, new]}} of this resume
 
     def step_fn(self, hard: bool):
         if hard not in self.step_fns:
@@ -87,8 +111,8 @@ class EpochStats:
     hard: bool
     losses: list
     steps: int
-    train_seconds: float
-    skips: Optional[object]          # the pipeline's EpochSkips (None with max_steps_per_epoch)
+    train_seconds: float             # from the epoch's start to its last step
+    skips: Optional[object]          # the pipeline's EpochSkips
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -96,21 +120,26 @@ def train(config: TrainConfig) -> TrainResult:
     run = setup(config)
     for epoch in range(run.start_epoch, config.epochs + 1):
         record_epoch(run, epoch, run_epoch(run, epoch))
+    run.log(closing_lines(run))
     return TrainResult(history=run.history, output_dir=config.output_dir, last_checkpoint=run.last_checkpoint)
 
 
 # ---------------------------------------------------------------------------------------- setup
 def setup(config: TrainConfig) -> TrainingRun:
-    """Validate, prepare the data, check the output folder, build model / optimizer /
-    losses and restore a checkpoint (resume) or write the initial one (epoch 0)."""
+    """Check the flags and the output folder (before any work), prepare the data, build
+    model / optimizer / losses (downloading weights if asked) and restore a checkpoint
+    (resume) or write the initial one (epoch 0)."""
     config.validate()
     from cvmnet_tf import data as cv_data
 
     log = _logger(config.verbose)
+    start_epoch, changed = _check_output_dir(config)
+    removed = remove_leftovers(config.output_dir, config.model)
+    if removed:
+        log(f"Removed {len(removed)} leftover(s) of an interrupted run: {first_items(removed, 3)}")
     data_dir = prepare_data_dir(config, log)
     sizes = cv_data.ImageSizes(satellite=tuple(config.satellite_size), ground=tuple(config.ground_size))
     train_split, val_split = _load_splits(config, data_dir)
-    start_epoch = _check_output_dir(config, ckpt.result_paths(config.output_dir, config.model))
     keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
     keras.utils.set_random_seed(config.seed)
     strategy = _choose_strategy()
@@ -118,11 +147,14 @@ def setup(config: TrainConfig) -> TrainingRun:
         raise ValueError(f"--batch_size={config.batch_size} must be divisible by the "
                          f"{strategy.num_replicas_in_sync} replicas")
     model, optimizer = _build(config, strategy, train_split)
+    if config.overwrite:
+        _clear_previous_run(config)
     run = TrainingRun(config=config, log=log, data_dir=data_dir, sizes=sizes, train_split=train_split,
                       val_split=val_split, strategy=strategy, model=model, optimizer=optimizer,
                       losses=_losses(config), steps_per_epoch=_steps_per_epoch(config, train_split),
-                      start_epoch=start_epoch)
-    _resume_or_start(run)
+                      start_epoch=start_epoch,
+                      full_steps_per_epoch=_steps_per_epoch(config, train_split, capped=False))
+    _resume_or_start(run, changed)
     if config.tensorboard:
         run.writer = tf.summary.create_file_writer(os.path.join(config.output_dir, "logs", config.model))
     return run
@@ -184,18 +216,19 @@ def _losses(config: TrainConfig) -> dict:
     return out
 
 
-def _steps_per_epoch(config: TrainConfig, train_split) -> int:
+def _steps_per_epoch(config: TrainConfig, train_split, capped: bool = True) -> int:
     steps = len(train_split.satellite_paths) // config.batch_size
     if train_split.labels is not None:  # class-unique batches (University-1652)
         from cvmnet_tf.data.sampling import max_class_unique_batches
         steps = max_class_unique_batches(train_split.labels, config.batch_size)
-    if config.max_steps_per_epoch:
+    if capped and config.max_steps_per_epoch:
         steps = min(steps, config.max_steps_per_epoch)
     return steps
 
 
-def _resume_or_start(run: TrainingRun) -> None:
+def _resume_or_start(run: TrainingRun, changed: dict) -> None:
     config = run.config
+    paths = ckpt.result_paths(config.output_dir, config.model)
     if run.start_epoch > 1:
         path = ckpt.checkpoint_path(config.output_dir, config.model, run.start_epoch - 1)
         state = ckpt.restore_checkpoint(path, run.model, run.optimizer, config.to_dict())
@@ -203,12 +236,29 @@ def _resume_or_start(run: TrainingRun) -> None:
         run.history = ckpt.read_history(config.output_dir, config.model, run.start_epoch - 1)
         ckpt.write_result_files(config.output_dir, config.model, run.history)
         run.log(f"Resumed from {path} (epoch {run.start_epoch - 1}, step {run.global_step})")
+        if changed:
+            run.settings_change = {"from_epoch": run.start_epoch, "changed": changed}
+            flags = _read_json(paths["flags"]) or {}
+            atomic_io.write_json(paths["flags"], dict(config.to_dict(), data_dir=run.data_dir,
+                                                      settings_changes=flags.get("settings_changes", [])
+                                                      + [run.settings_change]))
+            run.log(f"WARNING: --allow_changed_settings: from epoch {run.start_epoch} on this run uses "
+                    + _format_changes(changed) + f" (recorded in {paths['flags']} and the metrics log)")
     else:
-        paths = ckpt.result_paths(config.output_dir, config.model)
         atomic_io.write_json(paths["flags"], dict(config.to_dict(), data_dir=run.data_dir))
         ckpt.save_checkpoint(config.output_dir, run.model, run.optimizer, 0,
                              {"config": config.to_dict(), "global_step": 0, "record": None})
     run.last_checkpoint = ckpt.checkpoint_path(config.output_dir, config.model, run.start_epoch - 1)
+
+
+def _read_json(path: str):
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
 
 
 # ---------------------------------------------------------------------------------------- epoch
@@ -227,8 +277,12 @@ def run_epoch(run: TrainingRun, epoch: int) -> EpochStats:
         dataset = dataset.take(config.max_steps_per_epoch)
     step_fn = run.step_fn(hard)
     run.log(f"Epoch {epoch}/{config.epochs}" + (" (hard mining, top %d)" % config.hard_top_k if hard else ""))
-    bar = keras.utils.Progbar(run.steps_per_epoch, verbose=1 if config.verbose else 0, stateful_metrics=["pairs/s"])
+    # Both shown as they are (stateful): the loss as the running epoch mean, so the bar's
+    # last value equals the epoch line's.
+    bar = keras.utils.Progbar(run.steps_per_epoch, verbose=1 if config.verbose else 0,
+                              stateful_metrics=["loss", "pairs/s"])
     t0 = time.perf_counter()
+    t_last = t0
     losses, steps = [], 0
     for batch in _distributed(run.strategy, dataset):
         loss = float(step_fn(batch))
@@ -236,27 +290,50 @@ def run_epoch(run: TrainingRun, epoch: int) -> EpochStats:
         steps += 1
         run.global_step += 1
         if not math.isfinite(loss):
-            raise NonFiniteLossError(
-                f"the training loss is {loss} at epoch {epoch}, step {steps} of the epoch "
-                f"(global step {run.global_step}); batch files: {_batch_files(batch, run.train_split, run.strategy)}; "
-                f"last good checkpoint: {run.last_checkpoint}")
+            raise _non_finite(run, epoch, steps, loss, batch)
         losses.append(loss)
-        elapsed = time.perf_counter() - t0
-        bar.update(steps, [("loss", loss), ("pairs/s", steps * config.batch_size / max(elapsed, 1e-9))])
-    train_seconds = time.perf_counter() - t0
+        t_last = time.perf_counter()
+        bar.update(steps, [("loss", float(np.mean(losses))),
+                           ("pairs/s", steps * config.batch_size / max(t_last - t0, 1e-9))])
+        pause_point("train_step")
+    train_seconds = t_last - t0  # the time after the last step (pipeline shutdown) is not training
+    cut_short = steps < run.full_steps_per_epoch
     if steps == 0:
         raise ValueError(f"epoch {epoch} ran no training step: every pair of the training split was skipped "
-                         f"({_format_skips(report.end_epoch())})")
-    skips = report.end_epoch() if not config.max_steps_per_epoch else None
+                         f"({_format_skips(report.end_epoch(log_result=False))})")
+    skips = report.end_epoch(log_result=False, cut_short=cut_short)
     return EpochStats(hard=hard, losses=losses, steps=steps, train_seconds=train_seconds, skips=skips)
+
+
+def _non_finite(run: TrainingRun, epoch: int, steps: int, loss: float, batch) -> NonFiniteLossError:
+    """The error for a NaN / inf loss: the checkpoint to resume from first, then where the
+    batch's files are listed (all of them, in Result/<model>_nonfinite_batch.txt)."""
+    config = run.config
+    if config.verbose:
+        print(flush=True)  # end the progress bar's line: the error starts on its own line
+    files = _batch_files(batch, run.train_split, run.strategy)
+    listing = os.path.join(config.output_dir, "Result", f"{config.model}_nonfinite_batch.txt")
+    try:
+        atomic_io.write_text(listing, "".join(f + "\n" for f in files))
+        where = f"the batch's {len(files)} pairs are listed in {listing}"
+    except OSError:
+        where = f"the batch's {len(files)} pairs"
+    first = f" (first: {files[0]})" if files else ""
+    return NonFiniteLossError(
+        f"the training loss is {loss} at epoch {epoch}, step {steps} of the epoch (global step {run.global_step}); "
+        f"last good checkpoint: {run.last_checkpoint} (continue from it with --resume, e.g. with a lower "
+        f"--learning_rate and --allow_changed_settings); {where}{first}")
 
 
 # ---------------------------------------------------------------------------------------- record
 def record_epoch(run: TrainingRun, epoch: int, stats: EpochStats) -> dict:
     """Validate, checkpoint, rewrite the result files, log; returns the epoch's record."""
+    from cvmnet_tf.evaluation.metrics import tie_warning
+
     config = run.config
     t1 = time.perf_counter()
-    metrics = evaluate_model(run.model, run.val_split, run.sizes, config)
+    metrics, val_skipped = validate_split(run.model, run.val_split, run.sizes, config)
+    train_skipped = list(stats.skips.skipped) if stats.skips is not None else []
     record = {
         "epoch": epoch,
         "iterations": stats.steps,
@@ -264,15 +341,26 @@ def record_epoch(run: TrainingRun, epoch: int, stats: EpochStats) -> dict:
         "loss": float(np.mean(stats.losses)),
         "hard_mining": stats.hard,
         "train_seconds": round(stats.train_seconds, 3),
-        "pairs_per_second": round(stats.steps * config.batch_size / stats.train_seconds, 2),
+        "pairs_per_second": round(stats.steps * config.batch_size / max(stats.train_seconds, 1e-9), 2),
         "eval_seconds": round(time.perf_counter() - t1, 3),
         "metrics": metrics,
+        "num_skipped_images": {"train": len({d.index for d in train_skipped}),
+                               "validation": len({d.index for d in val_skipped})},
     }
-    if stats.skips is not None and stats.skips.skipped:
-        record["skipped_images"] = [{"index": d.index, "path": d.path, "reason": d.reason}
-                                    for d in stats.skips.skipped]
-        run.log(f"Epoch {epoch}: skipped {stats.skips.num_skipped} training pair(s) with unreadable images: "
-                + _format_skips(stats.skips))
+    if train_skipped:
+        record["skipped_images"] = [{"index": d.index, "path": d.path, "reason": d.reason} for d in train_skipped]
+        run.log(f"Epoch {epoch}: skipped {record['num_skipped_images']['train']} training pair(s) with unreadable "
+                "images: " + first_items([f"{d.path} ({d.reason})" for d in train_skipped], 10))
+    if val_skipped:
+        record["val_skipped_images"] = [{"index": d.index, "path": d.path, "reason": d.reason} for d in val_skipped]
+        run.log(f"Epoch {epoch}: skipped {record['num_skipped_images']['validation']} validation image(s) "
+                f"({config.validation_split} split, left out of the metrics): "
+                + first_items([f"{d.path} ({d.reason})" for d in val_skipped], 10))
+    warning = tie_warning(metrics, f"the epoch {epoch} validation")
+    if warning:
+        record["warnings"] = [warning]
+    if run.settings_change and epoch == run.settings_change["from_epoch"]:
+        record["settings_changed"] = run.settings_change["changed"]
     run.last_checkpoint = ckpt.save_checkpoint(
         config.output_dir, run.model, run.optimizer, epoch,
         {"config": config.to_dict(), "global_step": run.global_step, "record": record})
@@ -286,17 +374,51 @@ def record_epoch(run: TrainingRun, epoch: int, stats: EpochStats) -> dict:
                 tf.summary.scalar(f"val/{key}", value, step=epoch)
         run.writer.flush()
     run.log(_epoch_line(epoch, record, metrics))
+    if warning:
+        run.log(f"WARNING: {warning}")
     return record
 
 
 def _epoch_line(epoch, record, metrics) -> str:
+    def figure(key):
+        text = f"{key} {100 * metrics[key]:.2f}%"
+        against = metrics.get(f"pessimistic/{key}")
+        if against is not None and against != metrics[key]:
+            text += f" (ties against the query: {100 * against:.2f}%)"
+        return text
+
     return (f"Epoch {epoch}: loss {record['loss']:.4f}, "
-            + ", ".join(f"{k} {100 * v:.2f}%" for k, v in metrics.items() if k.startswith("recall"))
+            + ", ".join(figure(k) for k in metrics if k.startswith("recall"))
             + (f", AP {100 * metrics['AP']:.2f}%" if "AP" in metrics else "")
             + (f", median rank {100 * metrics['median_rank_fraction']:.1f}% of the database (random: 50%)"
                if "median_rank_fraction" in metrics else "")
             + f" ({record['pairs_per_second']:.1f} pairs/s); chance: recall@1 {100 * metrics['chance_recall@1']:.2f}%, "
             f"recall@1% {100 * metrics['chance_recall@1%']:.2f}%")
+
+
+def closing_lines(run: TrainingRun) -> str:
+    """Where the final checkpoint is and the commands to run next (export; extract + evaluate)."""
+    from cvmnet_tf import data as cv_data
+
+    config = run.config
+    final = run.last_checkpoint
+    done = run.history[-1] if run.history else None
+    figure = (f" (validation recall@1% {100 * done['metrics']['recall@1%']:.2f}%)"
+              if done and "recall@1%" in done.get("metrics", {}) else "")
+    split = config.validation_split
+    out = os.path.join(config.output_dir, "descriptors", split)
+    extract = (f"python -m cvmnet_tf.extract --checkpoint {final} --dataset {config.dataset} --data_dir "
+               f"{run.data_dir} --split {split} --output {out}")
+    if isinstance(run.val_split, cv_data.RetrievalSplit):
+        evaluate = (f"python -m cvmnet_tf.evaluate --query {out}_query.npy --database {out}_gallery.npy "
+                    f"--query_labels {out}_query_labels.npy --database_labels {out}_gallery_labels.npy")
+    else:
+        evaluate = f"python -m cvmnet_tf.evaluate --query {out}_ground.npy --database {out}_satellite.npy"
+    export = os.path.join(config.output_dir, "export", config.model)
+    return (f"Done: epoch {done['epoch'] if done else run.start_epoch - 1} of {config.epochs}; final checkpoint "
+            f"{final}{figure}\n"
+            f"Next: export it for serving:   python -m cvmnet_tf.export --checkpoint {final} --output {export}\n"
+            f"      evaluate it offline:     {extract} && {evaluate}")
 
 
 # ---------------------------------------------------------------------------------------- data
@@ -329,6 +451,12 @@ def prepare_data_dir(config: TrainConfig, log=print) -> str:
     data_dir = config.data_dir or synthetic_data_dir(config)
     marker = os.path.join(data_dir, ".complete")
     if not os.path.exists(marker):
+        from cvmnet_tf.data.synthetic.files import check_output_dir
+
+        try:  # never over a user's data: only an empty folder or one the generator wrote
+            check_output_dir(data_dir, "--data_dir")
+        except FileExistsError as exc:
+            raise RunFolderError(str(exc)) from None
         log(f"Writing the synthetic {config.dataset} dataset to {data_dir} "
             f"({config.synthetic_train_pairs} training + {config.synthetic_val_pairs} validation pairs)")
         t0 = time.perf_counter()
@@ -368,34 +496,111 @@ def _reset_seed_generators(model, seed: int) -> None:
         gen.state.assign(np.array([seed, 1000 + i], dtype=gen.state.dtype))
 
 
-def _check_output_dir(config: TrainConfig, paths: dict) -> int:
-    """The first epoch to run; refuses to overwrite a previous run's results unasked."""
+def _check_output_dir(config: TrainConfig):
+    """``(first epoch to run, {flag: [old, new]} of the allowed settings changes)``; raises
+    :class:`RunFolderError` (nothing changed) when the flags contradict the folder."""
+    paths = ckpt.result_paths(config.output_dir, config.model)
     done = ckpt.list_checkpoints(config.output_dir, config.model)
     if config.resume:
         if not done:
-            return 1
+            return 1, {}
         path = ckpt.checkpoint_path(config.output_dir, config.model, done[-1])
-        ckpt.check_same_architecture(ckpt.read_state(path), config.to_dict(), path)
-        return done[-1] + 1
+        state = ckpt.read_state(path)
+        ckpt.check_same_architecture(state, config.to_dict(), path)
+        changed = changed_settings(state.get("config") or {}, config.to_dict())
+        if changed and not config.allow_changed_settings:
+            raise SettingsChangedError(
+                f"--resume: {path} was trained with other settings: {_format_changes(changed)}; resume with the "
+                "checkpoint's values, or pass --allow_changed_settings to continue with the new ones (the change "
+                f"is recorded in {paths['flags']} and the metrics log)")
+        return done[-1] + 1, changed
     if (done or os.path.exists(paths["accuracy"])) and not config.overwrite:
-        raise FileExistsError(
+        raise ExistingRunError(
             f"{ckpt.model_dir(config.output_dir, config.model)} already holds checkpoints of a previous run "
             f"(epochs {done}); pass --resume to continue it, --overwrite to start again, "
             "or choose another --output_dir")
-    if config.overwrite:
-        shutil.rmtree(ckpt.model_dir(config.output_dir, config.model), ignore_errors=True)
-        for path in paths.values():
-            if os.path.exists(path):
-                os.remove(path)
-    return 1
+    return 1, {}
 
 
-def _batch_files(batch, split, strategy) -> str:
+def changed_settings(saved: dict, requested: dict) -> dict:
+    """``{field: [saved, requested]}`` of the run settings
+    (:data:`~cvmnet_tf.training.config.RUN_SETTING_KEYS`) whose values in effect differ (a
+    loss parameter left unset is the loss's own default, e.g. alpha 10); a field an older
+    checkpoint lacks had its default. ``epochs`` counts too under ``--lr_schedule=cosine``
+    (the schedule decays to the last epoch: another --epochs is another learning rate at
+    every remaining step)."""
+    from cvmnet_tf.training.config import RUN_SETTING_KEYS
+
+    defaults = TrainConfig().to_dict()
+    old_values = dict(defaults, **saved)
+    new_values = dict(defaults, **requested)
+    out = {}
+    for key in RUN_SETTING_KEYS:
+        old, new = _effective(key, old_values[key], old_values), _effective(key, new_values[key], new_values)
+        if old != new:
+            out[key] = [old, new]
+    cosine = "cosine" in (old_values.get("lr_schedule"), new_values.get("lr_schedule"))
+    if cosine and old_values["epochs"] != new_values["epochs"]:
+        out["epochs"] = [old_values["epochs"], new_values["epochs"]]
+    return out
+
+
+def _effective(key: str, value, values: dict):
+    """The value a setting has in effect (None loss parameters: the loss's own default;
+    no --val_split: the dataset's validation split), lists for tuples."""
+    import inspect
+
+    from cvmnet_tf import losses as cv_losses
+    from cvmnet_tf.data.registry import get_dataset
+    from cvmnet_tf.training.config import LOSS_PARAMETERS
+
+    if value is None and key in LOSS_PARAMETERS:
+        try:
+            fn = cv_losses.get_loss(values["loss"])
+            value = inspect.signature(fn).parameters[key].default if key in cv_losses.loss_parameters(
+                values["loss"]) else None
+        except (ValueError, KeyError):
+            pass
+    if value is None and key == "val_split":
+        try:
+            value = get_dataset(values["dataset"]).validation_split
+        except ValueError:
+            pass
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def _format_changes(changed: dict) -> str:
+    return ", ".join(f"--{k} {old!r} -> {new!r}" for k, (old, new) in changed.items())
+
+
+def remove_leftovers(output_dir: str, model_name: str) -> list:
+    """Remove what killed runs left in a run folder (temporary files and folders of dead
+    processes, :func:`cvmnet_tf.utils.atomic_io.remove_stale_temporaries`): in the folder
+    itself, ``Result/`` and ``Model/<model>/``. Returns the removed paths."""
+    removed = []
+    for folder in (output_dir, os.path.join(output_dir, "Result"), ckpt.model_dir(output_dir, model_name)):
+        removed += atomic_io.remove_stale_temporaries(folder)
+    return removed
+
+
+def _clear_previous_run(config: TrainConfig) -> None:
+    """--overwrite: the model's checkpoints, result files and TensorBoard logs go."""
+    shutil.rmtree(ckpt.model_dir(config.output_dir, config.model), ignore_errors=True)
+    shutil.rmtree(os.path.join(config.output_dir, "logs", config.model), ignore_errors=True)
+    paths = ckpt.result_paths(config.output_dir, config.model)
+    for path in list(paths.values()) + [os.path.join(config.output_dir, "Result",
+                                                     f"{config.model}_nonfinite_batch.txt")]:
+        if os.path.exists(path):
+            os.remove(path)
+
+
+def _batch_files(batch, split, strategy) -> list:
+    """["<satellite path> + <ground path>"] of a batch ([] when unavailable)."""
     try:
         rows = np.asarray(_local_indices(strategy, batch)).ravel().tolist()
-        return "; ".join(f"{split.satellite_paths[i]} + {split.ground_paths[i]}" for i in rows)
-    except Exception:  # never hide the real error behind a reporting failure
-        return "(unavailable)"
+        return [f"{split.satellite_paths[i]} + {split.ground_paths[i]}" for i in rows]
+    except Exception:  # noqa: BLE001 - never hide the real error behind a reporting failure
+        return []
 
 
 def _distributed(strategy, dataset):

@@ -11,6 +11,11 @@ Every :class:`~cvmnet_tf.training.config.TrainConfig` field is declared with
   another model and cannot be resumed);
 - ``loss_parameter``: a hyper-parameter of the loss, passed to it only when given and
   refused (clearly) for a loss that does not take it;
+- ``alters_run`` (default True): a run setting that changes what training does (the loss,
+  learning rate, batch size, seed, data, ...): ``--resume`` with another value is refused
+  unless ``--allow_changed_settings`` is given, which records the change. False for the
+  fields that only say where things are or how to run (``--output_dir``, ``--epochs``,
+  ``--verbose``, ...);
 
 and, read from the dataset registry rather than declared here, whether the field is a
 loader option (``DatasetSpec.loader_options``): its flag then exists only in the scripts
@@ -31,12 +36,14 @@ __all__ = ["option", "option_info", "flag_fields", "field_flag_type", "define_fi
 
 
 def option(default: Any, help: str, *, flag: Any = True, choices: Optional[Iterable] = None,
-           architecture: bool = False, loss_parameter: bool = False):
+           architecture: bool = False, loss_parameter: bool = False, alters_run: bool = True):
     """A dataclass field carrying its flag metadata (module docstring)."""
     if flag is not True and not (isinstance(flag, str) and flag):
         raise ValueError("option(flag=...) must be True or a reason why the field has no flag")
+    if architecture and not alters_run:
+        raise ValueError("option(architecture=True) always alters the run")
     metadata = {"help": help, "flag": flag, "choices": None if choices is None else tuple(choices),
-                "architecture": architecture, "loss_parameter": loss_parameter}
+                "architecture": architecture, "loss_parameter": loss_parameter, "alters_run": alters_run}
     if isinstance(default, (list, dict, set)):
         raise ValueError("option(default=...) must be immutable")
     return dataclasses.field(default=default, metadata=metadata)

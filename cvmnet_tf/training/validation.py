@@ -1,33 +1,45 @@
-"""The per-epoch validation of the training loop: recall (and geo-recall / AP) on a split."""
+"""The per-epoch validation of the training loop: recall (and geo-recall / AP) on a split,
+with the figures under both tie rules and the images that could not be read."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["evaluate_model", "evaluate_labelled_model", "chance_recall_at_top_percent", "chance_recall_at_k"]
+__all__ = ["validate_split", "evaluate_model", "evaluate_labelled_model", "chance_recall_at_top_percent",
+           "chance_recall_at_k"]
 
 
-def evaluate_model(model, split, sizes, config) -> dict:
-    """Recall@1/5/10/1% (ground -> satellite) of ``model`` on ``split``; CVACT also geo-recall.
+def validate_split(model, split, sizes, config):
+    """``(metrics, skipped)`` of ``model`` on ``split``.
 
-    A labelled :class:`~cvmnet_tf.data.RetrievalSplit` (University-1652) is evaluated by
-    :func:`evaluate_labelled_model` instead.
+    metrics: recall@1/5/10/1% (ground -> satellite), the median rank fraction, the same
+    with ties counted against the query ("pessimistic/..."; collapsed descriptors read as
+    perfect under the released rule alone) and "tied_queries"; CVACT also geo-recall. A
+    labelled :class:`~cvmnet_tf.data.RetrievalSplit` (University-1652): recall@K and AP
+    (:func:`evaluate_labelled_model`). skipped: the split's unreadable images
+    (:class:`~cvmnet_tf.data.DroppedItem`: index, path, reason), left out of the metrics.
     """
     from cvmnet_tf import data as cv_data
     from cvmnet_tf import evaluation
     from cvmnet_tf.inference.descriptors import pair_descriptors
 
     if isinstance(split, cv_data.RetrievalSplit):
-        return evaluate_labelled_model(model, split, sizes, config)
+        return _labelled(model, split, sizes, config)
 
-    dataset = cv_data.make_pair_dataset(split, sizes, training=False, batch_size=max(config.batch_size, 32))
+    dataset, report = cv_data.make_pair_dataset(split, sizes, training=False, batch_size=max(config.batch_size, 32),
+                                                return_report=True)
     sat, grd, index = pair_descriptors(model, dataset)
-    ranks = evaluation.retrieval_ranks(grd, sat)  # one scan serves every metric below
-    metrics = {f"recall@{k}": evaluation.recall_at_k(ranks, k) for k in (1, 5, 10)}
-    metrics["recall@1%"] = evaluation.recall_at_top_percent(ranks, len(sat))
-    # Median rank of the true satellite image (0 = first), as a fraction of the database:
-    # 0.5 for a random ranking; shows learning before recall@1% moves.
-    metrics["median_rank_fraction"] = float(np.median(ranks) / len(sat))
+    report.observe(index)
+    skipped = report.end_epoch(log_result=False).skipped
+    result = evaluation.compute_ranks(grd, sat)  # one scan serves every metric below
+    metrics = {}
+    for prefix, ranks in (("", result.ground_to_satellite), ("pessimistic/", result.ground_to_satellite_pessimistic)):
+        metrics.update({f"{prefix}recall@{k}": evaluation.recall_at_k(ranks, k) for k in (1, 5, 10)})
+        metrics[f"{prefix}recall@1%"] = evaluation.recall_at_top_percent(ranks, len(sat))
+        # Median rank of the true satellite image (0 = first), as a fraction of the database:
+        # 0.5 for a random ranking; shows learning before recall@1% moves.
+        metrics[f"{prefix}median_rank_fraction"] = float(np.median(ranks) / len(sat))
+    metrics["tied_queries"] = float(np.mean(result.ground_to_satellite_pessimistic != result.ground_to_satellite))
     # what a random ranking scores (one true match among N): recall@K = K / N
     metrics["chance_recall@1"] = chance_recall_at_k(np.ones(len(grd)), len(sat), 1)
     metrics["chance_recall@1%"] = chance_recall_at_top_percent(len(sat))
@@ -36,7 +48,44 @@ def evaluate_model(model, split, sizes, config) -> dict:
         geo = evaluation.geo_recall(grd, sat, utm, utm, threshold_m=config.geo_threshold_m, ks=(1, 5, 10))
         metrics.update({k: float(v) for k, v in geo.items()})
     metrics["num_database"] = int(sat.shape[0])
-    return metrics
+    return metrics, skipped
+
+
+def evaluate_model(model, split, sizes, config) -> dict:
+    """The metrics of :func:`validate_split` (without the skipped images)."""
+    return validate_split(model, split, sizes, config)[0]
+
+
+def _labelled(model, split, sizes, config):
+    from cvmnet_tf import evaluation
+    from cvmnet_tf.data.pipeline import SkipReport
+    from cvmnet_tf.inference.descriptors import labelled_descriptors
+
+    batch = max(config.batch_size, 32)
+    sides, skipped = [], []
+    for images in (split.query, split.gallery):
+        desc, labels, kept = labelled_descriptors(model, images, sizes, batch)
+        size = sizes.ground if images.kind == "ground" else sizes.satellite
+        report = SkipReport.for_images(images.paths, size, images.kind, images.dataset)
+        report.observe(kept)
+        skipped += report.end_epoch(log_result=False).skipped
+        sides.append((desc, labels))
+    (query, query_labels), (gallery, gallery_labels) = sides
+    k_percent = evaluation.top_percent_k(len(gallery))
+    ks = tuple(sorted({1, 5, 10, k_percent}))
+    result = evaluation.labelled_retrieval(query, gallery, query_labels, gallery_labels, ks=ks)
+    metrics = {}
+    for prefix in ("", "pessimistic/"):
+        metrics.update({f"{prefix}recall@{k}": float(result[f"{prefix}recall@{k}"]) for k in (1, 5, 10)})
+        metrics[f"{prefix}recall@1%"] = float(result[f"{prefix}recall@{k_percent}"])
+    metrics["tied_queries"] = float(result["tied_queries"])
+    metrics["AP"] = float(result["AP"])
+    true_per_query = (np.asarray(query_labels)[:, None] == np.asarray(gallery_labels)[None, :]).sum(1)
+    metrics["chance_recall@1"] = chance_recall_at_k(true_per_query, len(gallery), 1)
+    metrics["chance_recall@1%"] = chance_recall_at_k(true_per_query, len(gallery), k_percent)
+    metrics["num_database"] = int(len(gallery))
+    metrics["num_query"] = int(len(query))
+    return metrics, skipped
 
 
 def evaluate_labelled_model(model, split, sizes, config) -> dict:
@@ -46,24 +95,7 @@ def evaluate_labelled_model(model, split, sizes, config) -> dict:
     the ground encoder, "satellite" images through the satellite encoder. A query's true
     matches are the gallery images with its label (University-1652: several per query).
     """
-    from cvmnet_tf import evaluation
-    from cvmnet_tf.inference.descriptors import labelled_descriptors
-
-    batch = max(config.batch_size, 32)
-    query, query_labels, _ = labelled_descriptors(model, split.query, sizes, batch)
-    gallery, gallery_labels, _ = labelled_descriptors(model, split.gallery, sizes, batch)
-    k_percent = evaluation.top_percent_k(len(gallery))
-    ks = tuple(sorted({1, 5, 10, k_percent}))
-    result = evaluation.labelled_retrieval(query, gallery, query_labels, gallery_labels, ks=ks)
-    metrics = {f"recall@{k}": float(result[f"recall@{k}"]) for k in (1, 5, 10)}
-    metrics["recall@1%"] = float(result[f"recall@{k_percent}"])
-    metrics["AP"] = float(result["AP"])
-    true_per_query = (np.asarray(query_labels)[:, None] == np.asarray(gallery_labels)[None, :]).sum(1)
-    metrics["chance_recall@1"] = chance_recall_at_k(true_per_query, len(gallery), 1)
-    metrics["chance_recall@1%"] = chance_recall_at_k(true_per_query, len(gallery), k_percent)
-    metrics["num_database"] = int(len(gallery))
-    metrics["num_query"] = int(len(query))
-    return metrics
+    return _labelled(model, split, sizes, config)[0]
 
 
 def chance_recall_at_k(true_matches, num_database: int, k: int) -> float:

@@ -62,7 +62,9 @@ def write_dataset(out_dir: str, layout: str = "cvusa", num_train: int = 64, num_
     """Writes a complete synthetic dataset in a real distribution's layout.
 
     Args:
-      out_dir: dataset root (created); existing files of the same names are replaced.
+      out_dir: dataset root (created): a missing or empty folder, or one the generator
+        wrote (its files of the same names are replaced); any other folder is refused
+        (FileExistsError), so a user's dataset is never overwritten.
       layout: a dataset with a synthetic writer (:func:`synthetic_layouts`: "cvusa",
         "cvact", "vohays", "university1652"; the files are described in
         :mod:`cvmnet_tf.data.synthetic.writers`). For University-1652 num_train / num_val

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from cvmnet_tf.data.synthetic.config import WorldConfig, seed_sequence
-from cvmnet_tf.data.synthetic.files import check_count, check_size, encode_image, save_json
+from cvmnet_tf.data.synthetic.files import check_count, check_size, claim_output_dir, encode_image, save_json
 from cvmnet_tf.data.synthetic.pairs import make_pair, region_world
 from cvmnet_tf.data.synthetic.world import WorldStyle
 
@@ -256,7 +256,7 @@ def write_pair_dataset(layout: PairLayout, write_files, out_dir: str, num_train:
         check(job)
     n_workers = num_workers(workers, num_train + num_val + (num_test or 0))
     t0 = time.perf_counter()
-    os.makedirs(out_dir, exist_ok=True)
+    claim_output_dir(out_dir)
     runner, ok = Runner(n_workers), False
     try:
         counts = write_files(runner, job)

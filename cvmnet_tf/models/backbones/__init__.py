@@ -7,7 +7,7 @@ name, width, freeze_early_layers, init) -> keras.Model`` that maps a preprocesse
 the released TF1 scopes) and C at width 1.0.
 
 - ``vgg16`` (:mod:`.vgg16`): the paper's backbone, stride 16, C = 512.
-- ``alexnet`` (:mod:`.alexnet`): paper Table 2, C = 256, inputs of at least 67 pixels.
+- ``alexnet`` (:mod:`.alexnet`): paper Table 2, C = 256, inputs of at least 35x35 pixels.
 
 A new backbone is one module with its builder and one :class:`BackboneSpec` entry here;
 every model, the training flag ``--backbone`` and the docs read this table.
@@ -30,20 +30,23 @@ BRANCHES = ("grd", "sat")
 class BackboneSpec:
     """One backbone: ``build`` (see the module docstring), ``prefix`` of its branch models
     (``<prefix>_grd`` / ``<prefix>_sat``), ``channels`` C of its features at width 1.0,
-    ``summary`` (one line for help texts)."""
+    ``summary`` (one line for help texts), ``min_input_px``: the smallest input height and
+    width (pixels) with a non-empty output (checked before a model is built)."""
 
     name: str
     build: Callable
     prefix: str
     channels: int
     summary: str
+    min_input_px: int = 1
 
 
 BACKBONES = {
     "vgg16": BackboneSpec("vgg16", vgg16, "VGG", 512,
                           "VGG16 conv1_1..conv5_3, no pool5 (the paper's; ImageNet weights available)"),
     "alexnet": BackboneSpec("alexnet", alexnet, "AlexNet", 256,
-                            "AlexNet conv1..conv5, bvlc_alexnet layout (paper Table 2)"),
+                            "AlexNet conv1..conv5, bvlc_alexnet layout (paper Table 2)",
+                            min_input_px=35),  # conv1 11/4 VALID, then two 3x3/2 VALID pools
 }
 BACKBONE_NAMES = tuple(BACKBONES)
 

@@ -40,7 +40,7 @@ def alexnet(input_shape=(None, None, 3), weights=None, dropout_rate=0.2, name="A
     """AlexNet convolutional part (conv1 .. conv5, bvlc_alexnet layout, no pool5).
 
     Args:
-        input_shape: (H, W, 3); H, W may be None but must be >= 67 for a non-empty
+        input_shape: (H, W, 3); H, W may be None but must be >= 35 for a non-empty
             output (conv1 and the 3x3/2 pools use VALID padding as in Caffe).
         weights: None, or a path to ``bvlc_alexnet.npy`` / a ``.weights.h5`` of this
             backbone. "imagenet" raises (Keras has no ImageNet AlexNet).

@@ -19,7 +19,7 @@ from keras import layers
 from cvmnet_tf.models.backbones.common import (check_backbone_args, check_init, check_weights_path,
                                                conv_initializers, scaled_channels, stack_layers)
 
-__all__ = ["vgg16", "load_vgg16_weights", "VGG16_CONV_NAMES"]
+__all__ = ["vgg16", "load_vgg16_weights", "VGG16_CONV_NAMES", "VGG16_NOTOP_FILE", "ImageNetDownloadError"]
 
 # (name, filters) per conv layer; "pool" marks a 2x2/2 max-pool.
 _VGG16_LAYOUT = [
@@ -80,6 +80,15 @@ def _keras_vgg16_convs(reference):
     return convs
 
 
+#: The file Keras downloads for ``VGG16(include_top=False, weights="imagenet")``.
+VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+
+class ImageNetDownloadError(OSError):
+    """Keras' ImageNet weights could not be downloaded (e.g. offline); the message says how
+    to pass a local file or ``--weights none``."""
+
+
 def load_vgg16_weights(model, weights):
     """Copy VGG16 conv weights into ``model`` (a :func:`vgg16` backbone), in order.
 
@@ -87,8 +96,16 @@ def load_vgg16_weights(model, weights):
     weights file. Raises FileNotFoundError for a missing file, ValueError on a mismatch.
     """
     if isinstance(weights, str) and weights == "imagenet":
-        reference = keras.applications.VGG16(include_top=False, weights="imagenet",
-                                             input_shape=(None, None, 3))
+        try:
+            reference = keras.applications.VGG16(include_top=False, weights="imagenet",
+                                                 input_shape=(None, None, 3))
+        except Exception as err:  # noqa: BLE001 - Keras raises a bare Exception for a failed download
+            if "URL fetch failure" not in str(err) and not isinstance(err, OSError):
+                raise
+            raise ImageNetDownloadError(
+                f"--weights=imagenet: downloading Keras' VGG16 ImageNet weights failed ({err}); offline, pass a "
+                f"local copy of {VGG16_NOTOP_FILE} (Keras VGG16 include_top=False) with --weights "
+                "/path/to/it (weights='/path/to/it' in Python), or train from scratch with --weights none") from None
     else:
         path = check_weights_path(weights, "vgg16")
         if not path.endswith(".h5"):

@@ -8,7 +8,7 @@ import numpy as np
 
 from cvmnet_tf.data.synthetic import render
 from cvmnet_tf.data.synthetic.config import STREAMS, WorldConfig, seed_sequence
-from cvmnet_tf.data.synthetic.files import check_size, save_image, save_json, save_text
+from cvmnet_tf.data.synthetic.files import check_size, claim_output_dir, save_image, save_json, save_text
 from cvmnet_tf.data.synthetic.world import generate_map, sample_locations
 
 __all__ = ["write_map"]
@@ -27,7 +27,7 @@ def write_map(out_dir: str, seed: int = 0, size_m=(512.0, 768.0), metres_per_pix
     and ``panoramas.csv`` with header ``path,easting,northing,x_px,y_px``.
 
     Args:
-      out_dir: output folder.
+      out_dir: output folder: a missing or empty folder, or one the generator wrote.
       seed: map seed.
       size_m: (north-south, east-west) extent in metres.
       metres_per_pixel: map resolution.
@@ -46,6 +46,7 @@ def write_map(out_dir: str, seed: int = 0, size_m=(512.0, 768.0), metres_per_pix
     if len(size_m) != 2 or min(size_m) <= 2 * margin_m:
         raise ValueError(f"write_map: size_m={size_m} must be (NS, EW) metres > 2*margin_m")
     shape = (int(round(size_m[0] / metres_per_pixel)), int(round(size_m[1] / metres_per_pixel)))
+    claim_output_dir(out_dir)
     world = generate_map((seed, STREAMS["map"]), shape, metres_per_pixel, origin, **config.map_options())
     rng = np.random.default_rng(seed_sequence(seed, STREAMS["map"], 1))
     pts = sample_locations(world, int(num_panoramas), rng, min_spacing_m=min_spacing_m,

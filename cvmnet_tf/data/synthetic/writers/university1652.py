@@ -33,7 +33,8 @@ import numpy as np
 from cvmnet_tf.data.synthetic.buildings import (DRONE_FOV_DEG, FLIGHT_LEVELS, SPLITS, STREAM, iter_places,
                                                 place_geometry, render_class)
 from cvmnet_tf.data.synthetic.config import WorldConfig, seed_sequence
-from cvmnet_tf.data.synthetic.files import check_count, check_size, encode_image, save_bytes, save_json
+from cvmnet_tf.data.synthetic.files import (check_count, check_size, claim_output_dir, encode_image, save_bytes,
+                                            save_json)
 
 __all__ = ["write_university1652", "write_university1652_split", "FOLDERS"]
 
@@ -159,7 +160,8 @@ def write_university1652(out_dir: str, num_train_classes: int, num_test_classes:
     """Writes a synthetic University-1652 dataset (see the module docstring for the files).
 
     Args:
-      out_dir: dataset root (created); files of the same names are replaced.
+      out_dir: dataset root (created): a missing or empty folder, or one the generator
+        wrote (its files of the same names are replaced); any other folder is refused.
       num_train_classes, num_test_classes: classes (places) per split (>= 0; at most
         9999 classes in all, ids are 4 digits).
       seed: everything is a deterministic function of (seed, sizes, counts per class, config);
@@ -181,6 +183,7 @@ def write_university1652(out_dir: str, num_train_classes: int, num_test_classes:
     """
     st = _check(num_train_classes, num_test_classes, views_per_class, num_extra_gallery_classes,
                 street_views_per_class, satellite_size, drone_size, config)
+    claim_output_dir(out_dir)
     t0 = time.perf_counter()
     ids = _class_ids(seed, st)
     out = _Folders(out_dir, st, jpeg_quality)
