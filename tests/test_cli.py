@@ -34,7 +34,7 @@ def test_console_scripts_resolve():
     from cvmnet_tf.data.registry import TRAINABLE_DATASETS
     expected = {f"cvmnet-train-{d}" for d in TRAINABLE_DATASETS} | {
         "cvmnet-evaluate", "cvmnet-export", "cvmnet-extract", "cvmnet-convert-tf1", "cvmnet-localize",
-        "cvmnet-synthetic"}
+        "cvmnet-synthetic", "cvmnet-query", "cvmnet-reproduce"}
     assert set(scripts) == expected
 
 

@@ -50,7 +50,8 @@ def test_flags_are_exactly_the_fields_of_the_dataset(dataset):
 
 def test_architecture_and_loss_keys():
     assert set(ARCHITECTURE_KEYS) == {"model", "backbone", "satellite_size", "ground_size", "num_clusters",
-                                      "descriptor_dim", "width", "normalize_output", "polar_satellite"}
+                                      "descriptor_dim", "width", "normalize_output", "polar_satellite",
+                                      "fov"}
     assert LOSS_PARAMETERS == ("alpha", "margin", "temperature")
 
 

@@ -13,6 +13,8 @@ cvmnet-extract               :mod:`.extract`                         ``python -m
 cvmnet-convert-tf1           :mod:`.convert_tf1`                     ``python -m cvmnet_tf.convert_tf1``
 cvmnet-localize              :mod:`.localize`                        ``python -m cvmnet_tf.localization``
 cvmnet-synthetic             :mod:`.synthetic`                       ``python -m cvmnet_tf.data.synthetic``
+cvmnet-query                 :mod:`.query` (``build`` / ``search``)  ``python -m cvmnet_tf.query``
+cvmnet-reproduce             :mod:`.reproduce`                       ``python -m cvmnet_tf.reproduce``
 ===========================  ======================================  =============================
 
 Conventions shared by every command: :mod:`.common`.

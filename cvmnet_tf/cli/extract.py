@@ -7,6 +7,9 @@
 ``cvmnet-export``. Files (all or nothing): ``<output>_{satellite,ground,index}.npy`` and an
 OriCNN-style ``<output>.mat``; University-1652's test split:
 ``<output>_{query,gallery}{,_labels}.npy`` (see :mod:`cvmnet_tf.inference.descriptors`).
+A model trained with ``--fov`` / ``--random_orientation`` gets the same ground crop of the
+test panoramas (fixed-seed headings); ``--random_orientation`` tests any panorama model
+with unknown orientation.
 """
 from __future__ import annotations
 
@@ -37,6 +40,12 @@ def define_flags(fv=None) -> None:
     flags.DEFINE_integer("batch_size", 16, "Images per forward pass.", flag_values=fv)
     flags.DEFINE_integer("max_pairs", 0, "Use only the first N pairs (labelled splits: queries) (0: all).",
                          flag_values=fv)
+    flags.DEFINE_float("fov", None, "Ground field of view in degrees (default: the model's training --fov; a "
+                       "model's FoV is fixed by its ground input width).", flag_values=fv)
+    flags.DEFINE_boolean("random_orientation", None, "Unknown orientation: crop every test panorama at its fixed-seed "
+                         "heading (default: as the model was trained).", flag_values=fv)
+    flags.DEFINE_integer("fov_test_seed", None, "Seed of the test headings (default: the model's, 2019 as DSM).",
+                         flag_values=fv)
     define_loader_option_flags(fv, exclude=("distractor_dir",))
     flags.mark_flags_as_required(["checkpoint", "dataset", "data_dir", "output"], flag_values=fv)
 
@@ -63,8 +72,11 @@ def _main() -> int:
         options = loader_options_from_flags(f.dataset, f, exclude=("distractor_dir",))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if f.fov is not None and not 0 < f.fov <= 360:
+        raise UsageError("the field of view must be in (0, 360] degrees", "fov", f.fov)
     result = extract_descriptors(f.checkpoint, f.dataset, f.data_dir, f.split, batch_size=f.batch_size,
-                                 distractor_dir=f.distractor_dir, max_pairs=f.max_pairs, **options)
+                                 distractor_dir=f.distractor_dir, max_pairs=f.max_pairs, fov=f.fov,
+                                 random_orientation=f.random_orientation, fov_test_seed=f.fov_test_seed, **options)
     paths = write_descriptors(f.output, result)
     first = result["query"] if "query" in result else result["satellite"]
     what = "queries" if "query" in result else "pairs"

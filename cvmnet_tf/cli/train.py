@@ -1,7 +1,8 @@
 """``cvmnet-train-<dataset>``: train CVM-Net on one dataset (all flags: ``--helpfull``).
 
 One command per trainable dataset of the registry (``cvmnet-train-cvusa``,
-``cvmnet-train-cvact``, ``cvmnet-train-vohays``, ``cvmnet-train-university1652``; the
+``cvmnet-train-cvact``, ``cvmnet-train-vohays``, ``cvmnet-train-university1652``,
+``cvmnet-train-vigor``; the
 ``train_<dataset>.py`` scripts run the same). Its flags are generated from
 :class:`cvmnet_tf.training.TrainConfig` (:mod:`cvmnet_tf.training.flags`).
 

@@ -1,5 +1,5 @@
-"""Datasets and tf.data input pipelines (CVUSA, CVACT, Vo & Hays, University-1652; the
-synthetic world in :mod:`.synthetic`).
+"""Datasets and tf.data input pipelines (CVUSA, CVACT, Vo & Hays, University-1652, VIGOR;
+the synthetic world in :mod:`.synthetic`).
 
 Importing this package is light: the TensorFlow-based parts load on first use of a name.
 
@@ -11,7 +11,9 @@ Importing this package is light: the TensorFlow-based parts load on first use of
   ``list_distractor_images``, the loaders ``load_cvusa_split``, ``load_cvact_split``,
   ``load_vohays_split``, ``load_pair_list_split``, ``load_university1652_split``;
   University-1652's ``LabelledImages``, ``RetrievalSplit``, ``class_unique_order``
-  (class-unique training batches).
+  (class-unique training batches); VIGOR's ``load_vigor_split``, ``VigorSplit``,
+  ``overlap_free_order`` (no two panoramas of a batch share a positive or semi-positive).
+- Limited field of view (``GroundCrop``, module :mod:`.fov`; NumPy until a crop is made).
 - Pipelines (TensorFlow): ``make_pair_dataset``, ``make_image_dataset``,
   ``make_satellite_database``, ``SkipReport``, ``EpochSkips``, ``check_image``.
 - Preprocessing (TensorFlow, graph-safe): ``preprocess_satellite``, ``preprocess_ground``,
@@ -25,6 +27,7 @@ _NAMES = {
     "PairSplit": "splits", "ImageSizes": "splits", "DroppedItem": "splits",
     "list_distractor_images": "splits", "LabelledImages": "splits", "RetrievalSplit": "splits",
     "load_university1652_split": "university1652", "class_unique_order": "sampling",
+    "overlap_free_order": "sampling", "load_vigor_split": "vigor", "VigorSplit": "vigor", "GroundCrop": "fov",
     "load_cvusa_split": "cvusa", "load_cvact_split": "cvact",
     "load_vohays_split": "vohays", "load_pair_list_split": "vohays",
     "make_pair_dataset": "pipeline", "make_image_dataset": "pipeline",

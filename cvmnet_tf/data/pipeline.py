@@ -274,15 +274,27 @@ def _epoch_random(seed):
     return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
 
 
-def _class_unique_indices(labels: np.ndarray, batch_size: int, seed):
-    """Dataset of (index, block): one epoch of cvmnet_tf.data.sampling.class_unique_order,
-    a new order for each iteration of the dataset, deterministic in (seed, iteration)."""
-    from .sampling import class_unique_order
+def _block_order(split: PairSplit, batch_size: int):
+    """The epoch-order function of a split whose batches must avoid false negatives:
+    class-unique blocks (``split.labels``) or overlap-free blocks (``split.covers``);
+    None for a plain shuffle. ``order(seed) -> int64 indices`` (blocks of batch_size)."""
+    from .sampling import class_unique_order, overlap_free_order
 
-    labels = np.asarray(labels, np.int64)
+    if split.labels is not None:
+        labels = np.asarray(split.labels, np.int64)
+        return lambda seed: class_unique_order(labels, batch_size, seed)
+    if split.covers is not None:
+        covers = np.asarray(split.covers, np.int64)
+        return lambda seed: overlap_free_order(covers, batch_size, seed)
+    return None
+
+
+def _class_unique_indices(order_fn, batch_size: int, seed):
+    """Dataset of (index, block): one epoch of ``order_fn`` (:func:`_block_order`), a new
+    order for each iteration of the dataset, deterministic in (seed, iteration)."""
 
     def order(r):
-        return class_unique_order(labels, batch_size, int(r) & 0x7FFFFFFFFFFFFFFF).astype(np.int64)
+        return np.asarray(order_fn(int(r) & 0x7FFFFFFFFFFFFFFF), np.int64)
 
     order_seed = None if seed is None else (int(seed) ^ _ORDER_SEED_SALT) & 0x7FFFFFFF
     ds = _epoch_random(order_seed).take(1).flat_map(
@@ -291,12 +303,12 @@ def _class_unique_indices(labels: np.ndarray, batch_size: int, seed):
     return ds.enumerate().map(lambda pos, i: (i, pos // batch_size))
 
 
-def _index_dataset(n: int, shuffle: bool, seed, training: bool, labels=None,
+def _index_dataset(n: int, shuffle: bool, seed, training: bool, order_fn=None,
                    batch_size: int = 1):
     """(index, rnd, block) triples: rnd seeds the satellite augmentation (0 when not
-    training); block = the class-unique block of labelled training orders, else 0."""
-    if labels is not None:
-        ds = _class_unique_indices(labels, batch_size, seed)
+    training); block = the block of class-unique / overlap-free training orders, else 0."""
+    if order_fn is not None:
+        ds = _class_unique_indices(order_fn, batch_size, seed)
     else:
         ds = tf.data.Dataset.range(n)
         if shuffle and n > 1:
@@ -308,10 +320,10 @@ def _index_dataset(n: int, shuffle: bool, seed, training: bool, labels=None,
     return ds.map(lambda i, b: (i, tf.constant(0, tf.int64), b))
 
 
-def _first_iteration_order(n: int, shuffle: bool, seed, training: bool, labels, batch_size: int) -> np.ndarray:
+def _first_iteration_order(n: int, shuffle: bool, seed, training: bool, order_fn, batch_size: int) -> np.ndarray:
     """The indices the first iteration of ``_index_dataset(...)`` yields (a fresh dataset with
     the same seed repeats the order of a fresh pipeline's first epoch)."""
-    ds = _index_dataset(n, shuffle, seed, training, labels, batch_size).map(lambda i, rnd, block: i)
+    ds = _index_dataset(n, shuffle, seed, training, order_fn, batch_size).map(lambda i, rnd, block: i)
     return np.fromiter(ds.as_numpy_iterator(), np.int64)
 
 
@@ -342,11 +354,33 @@ def _finish(ds, batch_size: int, drop_remainder: bool, num_parallel_calls,
     return _options(ds.prefetch(AUTOTUNE))
 
 
+def _ground_cropper(ground_crop, size, training: bool, num_rows: int):
+    """``crop(image, index, seed_pair)``: the limited-FoV / unknown-orientation crop of a
+    preprocessed ground panorama (:class:`cvmnet_tf.data.fov.GroundCrop`): a random
+    heading per (epoch, pair) in training, the fixed-seed heading of split row ``index``
+    otherwise; the identity without a crop."""
+    if ground_crop is None or not ground_crop.active:
+        return lambda image, index, seed_pair: image
+    width = int(size[1])
+    if training:
+        def crop(image, index, seed_pair):
+            start = ground_crop.training_start(width, tf.random.experimental.stateless_fold_in(
+                seed_pair, _FOV_SEED_SALT))
+            return ground_crop.apply(image, start)
+        return crop
+    starts = tf.constant(ground_crop.evaluation_starts(num_rows, width), tf.int32)
+    return lambda image, index, seed_pair: ground_crop.apply(image, tf.gather(starts, index))
+
+
+_FOV_SEED_SALT = 0x0F0F  # the FoV heading's stream differs from the satellite augmentation's
+
+
 def make_pair_dataset(split: PairSplit, sizes: ImageSizes | None = None, *, training: bool,
                       batch_size: int, shuffle: bool | None = None, seed: int | None = None,
                       drop_remainder: bool | None = None,
                       num_parallel_calls=AUTOTUNE, return_report: bool = False,
-                      tune_malloc: bool | None = None, augmentation: str = "released"):
+                      tune_malloc: bool | None = None, augmentation: str = "released",
+                      ground_crop=None):
     """Batched, preprocessed (satellite, ground) pairs of ``split``.
 
     Args:
@@ -372,9 +406,16 @@ def make_pair_dataset(split: PairSplit, sizes: ImageSizes | None = None, *, trai
         :data:`cvmnet_tf.data.augmentation.AUGMENTATIONS`: "released" (the code's satellite
         crop + quarter turns, default), "aligned" (tile and north-aligned panorama turned /
         mirrored together; the panorama width must be a multiple of 4) or "none".
+      ground_crop: a :class:`cvmnet_tf.data.fov.GroundCrop` (limited field of view /
+        unknown orientation, DSM's protocol): the panorama resized to ``sizes.ground`` is
+        cropped to ``fov_width(Wg, fov)`` columns at a random heading per (epoch, pair) in
+        training, at the fixed-seed heading of its split row in evaluation. With
+        ``split.covers`` (VIGOR) training batches are overlap-free
+        (:func:`cvmnet_tf.data.sampling.overlap_free_order`).
     Returns:
       tf.data.Dataset of {"satellite": float32 (B, Hs, Ws, 3), "ground": float32
-      (B, Hg, Wg, 3), "index": int64 (B,)}, BGR minus caffe means; or (dataset, report).
+      (B, Hg, Wg', 3), "index": int64 (B,)}, BGR minus caffe means (Wg' = Wg, or the crop
+      width with ``ground_crop``); or (dataset, report).
     """
     sizes = sizes or ImageSizes()
     if augmentation not in AUGMENTATIONS:
@@ -390,9 +431,9 @@ def make_pair_dataset(split: PairSplit, sizes: ImageSizes | None = None, *, trai
         raise ValueError(f"split {split.name!r} ({split.source}) holds no pairs")
     shuffle = training if shuffle is None else shuffle
     drop_remainder = training if drop_remainder is None else drop_remainder
-    labels = split.labels if shuffle else None
-    if labels is not None:
-        num_labels = len(np.unique(labels))
+    order_fn = _block_order(split, batch_size) if shuffle else None
+    if shuffle and split.labels is not None:
+        num_labels = len(np.unique(split.labels))
         if num_labels < batch_size:
             raise ValueError(
                 f"split {split.name!r}: class-unique batches of {batch_size} need at least "
@@ -414,6 +455,7 @@ def make_pair_dataset(split: PairSplit, sizes: ImageSizes | None = None, *, trai
         return {"satellite": sat, "ground": grd, "index": index, "_rnd": rnd, "_block": block,
                 "_ok": tf.logical_and(sat_ok, grd_ok)}
 
+    crop = _ground_cropper(ground_crop, g_size, training, len(split))
     released = training and augmentation == "released"
     aligned = training and augmentation == "aligned"
 
@@ -424,17 +466,18 @@ def make_pair_dataset(split: PairSplit, sizes: ImageSizes | None = None, *, trai
         grd = pp.preprocess_ground(e["ground"], g_size, dataset)
         if aligned:
             sat, grd = aligned_pair_augment(sat, grd, *aligned_augment_params(seed_pair))
+        grd = crop(grd, e["index"], seed_pair)   # limited FoV: after any turn of the full panorama
         return {"satellite": sat, "ground": grd, "index": e["index"], "_block": e["_block"]}
 
-    ds = _index_dataset(len(split), shuffle, seed, training, labels, batch_size)
+    ds = _index_dataset(len(split), shuffle, seed, training, order_fn, batch_size)
     ds = ds.map(decode, num_parallel_calls=num_parallel_calls, deterministic=True)
     ds = ds.filter(lambda e: e["_ok"])
     ds = ds.map(preprocess, num_parallel_calls=num_parallel_calls, deterministic=True)
     ds = _finish(ds, batch_size, drop_remainder, num_parallel_calls,
-                 by_block=labels is not None)
+                 by_block=order_fn is not None)
     report = SkipReport.for_pairs(split, sizes, training)
     if seed is not None or not shuffle:  # an unseeded shuffle's order cannot be rebuilt
-        report.delivery_order = lambda: _first_iteration_order(len(split), shuffle, seed, training, labels,
+        report.delivery_order = lambda: _first_iteration_order(len(split), shuffle, seed, training, order_fn,
                                                                batch_size)
     try:
         ds.skip_report = report
@@ -446,13 +489,16 @@ def make_pair_dataset(split: PairSplit, sizes: ImageSizes | None = None, *, trai
 def make_image_dataset(paths: Sequence[str], size, kind: str, batch_size: int, *,
                        dataset: str = "cvusa", training: bool = False,
                        shuffle: bool = False, seed: int | None = None,
-                       num_parallel_calls=AUTOTUNE, return_report: bool = False):
+                       num_parallel_calls=AUTOTUNE, return_report: bool = False,
+                       ground_crop=None):
     """One branch: {"image": float32 (B, h, w, 3), "index": int64 (B,)} in ``paths`` order.
 
     kind: "satellite" or "ground"; ``dataset`` (a dataset or rule name) picks the ground
     rule (see :mod:`cvmnet_tf.data.preprocessing`).
     Evaluation by default (``training=True`` augments satellites). Bad images are skipped:
     place the descriptors by "index", not by row. The last partial batch is kept.
+    ``ground_crop`` (ground images only): the crop of :func:`make_pair_dataset`, the
+    evaluation heading of image ``index`` (its position in ``paths``) unless training.
     """
     if kind not in ("satellite", "ground"):
         raise ValueError(f"kind must be 'satellite' or 'ground', got {kind!r}")
@@ -473,12 +519,16 @@ def make_image_dataset(paths: Sequence[str], size, kind: str, batch_size: int, *
             ok = tf.logical_and(ok, pp.ground_ok(shape, size, dataset))
         return {"image": image, "index": index, "_rnd": rnd, "_block": block, "_ok": ok}
 
+    if ground_crop is not None and kind != "ground":
+        raise ValueError("make_image_dataset: ground_crop applies to ground images only")
+    crop = _ground_cropper(ground_crop, size, training, len(paths))
+
     def preprocess(e):
+        seed_pair = tf.stack([e["_rnd"], e["index"]]) if training else None
         if kind == "satellite":
-            seed_pair = tf.stack([e["_rnd"], e["index"]]) if training else None
             image = pp.preprocess_satellite(e["image"], size, training=training, seed=seed_pair)
         else:
-            image = pp.preprocess_ground(e["image"], size, dataset)
+            image = crop(pp.preprocess_ground(e["image"], size, dataset), e["index"], seed_pair)
         return {"image": image, "index": e["index"], "_block": e["_block"]}
 
     ds = _index_dataset(len(paths), shuffle, seed, training)

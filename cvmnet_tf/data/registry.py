@@ -12,7 +12,10 @@ A :class:`DatasetSpec` says everything the package needs to know about a dataset
 - ``loader_options``: training options that go to the loader (config field -> loader
   keyword, e.g. University-1652's ``task`` and ``distractor_dir``);
 - ``published``: its dataset names in :mod:`cvmnet_tf.evaluation.published`;
-- ``synthetic``: its writer in the synthetic world (``--synthetic``, ``cvmnet-synthetic``).
+- ``synthetic``: its writer in the synthetic world (``--synthetic``, ``cvmnet-synthetic``);
+- ``panoramic``: its ground images are 360-degree panoramas, so a limited field of view
+  and an unknown orientation can be simulated by cropping them (``--fov``,
+  ``--random_orientation``: :mod:`cvmnet_tf.data.fov`).
 
 Training flags, export, extraction, localization, evaluation and the synthetic command
 read this table; a new dataset is its loader module, one entry here and its training
@@ -110,6 +113,7 @@ class DatasetSpec:
     published: tuple = ()
     synthetic: Optional[SyntheticSpec] = None
     trainable: bool = True
+    panoramic: bool = False
 
     def load(self, data_dir: str, split: str, **kwargs):
         """``loader(data_dir, split, **kwargs)``: a PairSplit (or a RetrievalSplit)."""
@@ -126,13 +130,15 @@ DATASETS = {
         splits=("train", "val", "test"), validation_split="val", ground_rule="panorama",
         image_sizes=STANDARD_SIZES, published=("cvusa",),
         summary="CVUSA (CVM-Net subset): 35,532 train / 8,884 val pairs, 224x1232 panoramas",
-        synthetic=SyntheticSpec("cvmnet_tf.data.synthetic.writers.cvusa:write_cvusa")),
+        synthetic=SyntheticSpec("cvmnet_tf.data.synthetic.writers.cvusa:write_cvusa"),
+        panoramic=True),
     "cvact": DatasetSpec(
         name="cvact", title="CVACT", loader="cvmnet_tf.data.cvact:load_cvact_split",
         splits=("train", "val", "test"), validation_split="val", ground_rule="central_rows",
         image_sizes=STANDARD_SIZES, published=("cvact_val", "cvact_test"),
         summary="CVACT (OriCNN): ACT_small train/val, ACT_test with UTM geo-recall",
-        synthetic=SyntheticSpec("cvmnet_tf.data.synthetic.writers.cvact:write_cvact", ground_rows_factor=2)),
+        synthetic=SyntheticSpec("cvmnet_tf.data.synthetic.writers.cvact:write_cvact", ground_rows_factor=2),
+        panoramic=True),
     "vohays": DatasetSpec(
         name="vohays", title="Vo & Hays", loader="cvmnet_tf.data.vohays:load_vohays_split",
         splits=("train", "val", "test"), validation_split="test", ground_rule="resize_crop",
@@ -153,6 +159,15 @@ DATASETS = {
         # 4 drone views per building, rendered at least 128 px
         synthetic=SyntheticSpec("cvmnet_tf.data.synthetic.writers.university1652:write_university1652_split",
                                 pairs_per_item=4, min_side=128)),
+    "vigor": DatasetSpec(
+        name="vigor", title="VIGOR", loader="cvmnet_tf.data.vigor:load_vigor_split",
+        splits=("train", "test"), validation_split="test", ground_rule="resize",
+        # 2:1 panoramas (1024x2048), 640x640 tiles; "paper" = the VIGOR authors' own input sizes
+        image_sizes={"paper": ((320, 320), (320, 640)), "half": ((160, 160), (160, 320)),
+                     "small": ((128, 128), (64, 128)), "tiny": ((64, 64), (32, 64))},
+        loader_options={"vigor_area": "area"}, published=("vigor_same", "vigor_cross"), panoramic=True,
+        summary="VIGOR (Zhu et al. 2021): 4 US cities, same-/cross-area, positive + 3 semi-positive tiles",
+        synthetic=SyntheticSpec("cvmnet_tf.data.synthetic.writers.vigor:write_vigor_dataset")),
     "pairs": DatasetSpec(
         name="pairs", title="pair list", loader="cvmnet_tf.data.vohays:load_pair_list_split",
         splits=(), validation_split="", ground_rule="resize_crop", image_sizes=STANDARD_SIZES,

@@ -1,4 +1,6 @@
-"""Class-unique batch orders for labelled pair splits (numpy only, no TensorFlow).
+"""Batch orders whose in-batch negatives are true negatives (numpy only, no TensorFlow):
+class-unique batches for labelled pair splits (University-1652) and overlap-free batches for
+splits whose pairs cover several reference images (VIGOR, :func:`overlap_free_order`).
 
 University-1652 has ~54 drone images per building, all paired with the same satellite
 image. CVM-Net's losses treat every off-diagonal pair of a batch as a negative, so a batch
@@ -111,9 +113,74 @@ def class_unique_order(labels, batch_size: int, seed) -> np.ndarray:
                 heapq.heappush(heap, (neg_left + 1, ties[t], c))
                 t += 1
         blocks.append(block)
+    return shuffled_blocks(blocks, rng)
+
+
+def shuffled_blocks(blocks, rng) -> np.ndarray:
+    """The blocks (lists of equal length) in a random order, each block's members shuffled
+    too (so that the way blocks were filled leaves no trace in the epoch), flattened:
+    int64 (len(blocks) * block size,)."""
     if not blocks:
         return np.zeros(0, np.int64)
     order = np.asarray(blocks, dtype=np.int64)
     order = order[rng.permutation(len(order))]
     order = rng.permuted(order, axis=1)
     return order.reshape(-1)
+
+
+# ------------------------------------------------------------------ overlap-free batches (VIGOR)
+def _check_covers(covers, batch_size) -> tuple:
+    arr = np.asarray(covers)
+    if arr.ndim != 2 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"covers must be a 2-D integer array (pairs x reference rows), got {arr.dtype} "
+                         f"{arr.shape}")
+    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return arr.astype(np.int64, copy=False), int(batch_size)
+
+
+def overlap_free_order(covers, batch_size: int, seed) -> np.ndarray:
+    """One epoch's order of pair indices in which no block of ``batch_size`` holds two pairs
+    that share a reference image (VIGOR's ``check_overlap``: panoramas whose positive or
+    semi-positive satellite images intersect never meet in one batch).
+
+    Args:
+      covers: int (N, S) reference rows each pair covers (VIGOR: positive + 3
+        semi-positives, :attr:`cvmnet_tf.data.splits.PairSplit.covers`); negative entries
+        are "none" and conflict with nothing.
+      batch_size: B.
+      seed: as :func:`class_unique_order` (the same inputs always give the same order).
+
+    Returns:
+      int64 (M,) indices, M a multiple of B, each index at most once; every block
+      ``[k*B, (k+1)*B)`` is overlap-free.
+
+    Algorithm (first fit): the pairs are visited in a random order; each joins the oldest
+    open block it does not overlap (a block closes when it holds B pairs), else opens a
+    new one. Blocks still open at the end (fewer than B pairs: the ones whose pairs
+    overlap everything else) are left out, then the closed blocks and the positions inside
+    each are shuffled. The released VIGOR code instead draws a positive satellite at
+    random, then one of its panoramas, with replacement, rejecting overlapping draws; here
+    an epoch visits each pair at most once. Cost: O(N * S * open blocks).
+    """
+    arr, b = _check_covers(covers, batch_size)
+    rng = np.random.default_rng(seed)
+    open_blocks: list = []       # [(members, set of covered rows)]
+    closed: list = []
+    for i in rng.permutation(len(arr)):
+        rows = {int(r) for r in arr[i] if r >= 0}
+        for k, (members, used) in enumerate(open_blocks):
+            if not rows & used:
+                members.append(int(i))
+                used |= rows
+                if len(members) == b:
+                    closed.append(members)
+                    del open_blocks[k]
+                break
+        else:
+            if b == 1:
+                closed.append([int(i)])
+            else:
+                open_blocks.append(([int(i)], set(rows)))
+    return shuffled_blocks(closed, rng)
+

@@ -55,6 +55,10 @@ class PairSplit:
       labels: optional int64 (N,) class label per pair (University-1652 building ids);
         pairs with the same label show the same place, so a training batch must not hold
         two of them (the pipeline then draws class-unique batches).
+      covers: optional int64 (N, S) rows of the reference images that each pair's ground
+        image lies in (VIGOR: its positive and semi-positive satellite images; -1 = none).
+        Two pairs sharing one of them must not meet in a training batch (the pipeline then
+        draws overlap-free batches, VIGOR's ``check_overlap`` rule).
     """
 
     name: str
@@ -66,8 +70,15 @@ class PairSplit:
     dropped: list = dataclasses.field(default_factory=list)
     source: str = ""
     labels: np.ndarray | None = None
+    covers: np.ndarray | None = None
 
     def __post_init__(self):
+        if self.covers is not None:
+            self.covers = np.asarray(self.covers, dtype=np.int64)
+            self.covers = self.covers.reshape(len(self.covers), -1)
+            if len(self.covers) != len(self.satellite_paths):
+                raise ValueError(f"PairSplit {self.name!r}: covers has {len(self.covers)} rows for "
+                                 f"{len(self.satellite_paths)} pairs")
         if self.labels is not None:
             self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
             if len(self.labels) != len(self.satellite_paths):
@@ -101,7 +112,8 @@ class PairSplit:
             ids=None if self.ids is None else [self.ids[i] for i in idx],
             dropped=list(self.dropped),
             source=self.source,
-            labels=None if self.labels is None else self.labels[idx])
+            labels=None if self.labels is None else self.labels[idx],
+            covers=None if self.covers is None else self.covers[idx])
 
 
 @dataclasses.dataclass

@@ -9,7 +9,10 @@
   :func:`localization_summary` (recall versus distance, mean / median error).
 - :mod:`.geomap` and :mod:`.localization`: a geo-referenced map, its tiles, and the
   localization experiment of paper section 5.5 (``cvmnet-localize``).
-- :mod:`.published`: published numbers and a Markdown comparison table.
+- :mod:`.vigor_metrics`: VIGOR's metrics (positive-only recall, hit rate with
+  semi-positives, metre-level error, chance levels) in one blocked pass of bounded memory.
+- :mod:`.published`: published numbers (CVM-Net, SAFA, Sample4Geo, University-1652, VIGOR)
+  and Markdown comparison tables (standard, VIGOR, limited field of view).
 - :mod:`.report`: :func:`retrieval_report` / :func:`write_report`, what ``cvmnet-evaluate`` runs.
 - :mod:`.plots`: PNG figures (imported lazily: ``from cvmnet_tf.evaluation import plots``).
 """

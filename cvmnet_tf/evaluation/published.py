@@ -28,14 +28,35 @@ Sources:
   Vo & Hays or R@1 numbers (not on that page; left out). Siam-FCANet's top-1%
   cut-off rule is not known ("unstated").
 
+- "TransGeo issue #40": VIGOR same-area, TransGeo (Zhu, Shah, Chen, CVPR 2022), as
+  re-reported in github Jeff-Zilence/TransGeo2022 issue #40 (a user quoting the paper:
+  "top1: 61.48, top5: 87.54, top10: 91.88, and top1%: 99.56"; issue #16 repeats R@1 61.48
+  as the paper's). Second-hand; no hit rate quoted. TransGeo's top-1% cut-off is
+  ``M // 100`` (its ``train.py``).
+- NOT available here (no stored copy could be read beyond its first page): the VIGOR
+  paper's retrieval table (Zhu, Yang, Chen, CVPR 2021: Siamese-VGG, SAFA, SAFA+Mining,
+  VIGOR; same-area and cross-area, R@1/5/10/1% and hit rate), TransGeo's cross-area row
+  (its Table on VIGOR), Sample4Geo's VIGOR table (Deuser et al., ICCV 2023), DSM's
+  limited-FoV tables (Shi et al., CVPR 2020: CVUSA and CVACT at FoV 360/180/90/70 with
+  unknown orientation), TransGeo's FoV rows (CVUSA at FoV 90 / 70), and the tables of
+  later papers that re-report them (ConGeo, arXiv 2403.13965, ECCV 2024: CVUSA / CVACT /
+  VIGOR under North-aligned, unknown orientation and FoV 180/90/70; SinGeo, arXiv
+  2603.09377; CV-Cities, arXiv 2411.12431: CVUSA / CVACT / VIGOR same and cross). Add
+  rows here with the table they come from when a copy is read.
+
 University-1652 metrics (layumi/University1652-Baseline ``evaluate_gpu.py``):
 R@K = first true match within the top K; AP = trapezoid average precision
 over all true matches (one per query drone -> satellite, about 54 satellite ->
 drone); see :mod:`cvmnet_tf.evaluation.multi_match`.
 
 Top-1% cut-off rules (a query counts when rank < K, N = database size):
-"cvm_net" K = int(0.01 N) + 1 (CVM-Net, OriCNN); "safa" K = int(0.01 N);
-"sample4geo" K = N // 100.
+"cvm_net" K = int(0.01 N) + 1 (CVM-Net, OriCNN, VIGOR's ``validate_top``); "safa" K =
+int(0.01 N); "sample4geo" K = N // 100 (also TransGeo, "transgeo").
+
+VIGOR rows (datasets "vigor_same", "vigor_cross"): recall with the positive only, ``hit_rate``
+(every satellite ranked above the positive is a semi-positive), N = the satellite pool.
+Limited-FoV rows: ``fov_deg`` and ``orientation`` ("unknown": random heading; rows without
+``fov_deg`` are the standard north-aligned 360-degree setting).
 """
 from __future__ import annotations
 
@@ -45,7 +66,8 @@ from typing import List, Mapping, Optional
 from cvmnet_tf.data.university1652 import TASKS
 
 __all__ = ["PublishedResult", "PUBLISHED", "LOCALIZATION", "LOCALIZATION_SETTING", "NUM_CVUSA_DISTRACTORS", "CUTOFF_RULE_TEXT",
-           "UNIVERSITY1652_TASKS", "find_published", "comparison_table", "normalize_name"]
+           "UNIVERSITY1652_TASKS", "MISSING_TABLES", "find_published", "comparison_table", "vigor_comparison_table",
+           "fov_comparison_table", "normalize_name"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +88,9 @@ class PublishedResult:
     note: str = ""
     ap: Optional[float] = None       # University-1652 mean average precision, percent
     task: Optional[str] = None       # University-1652: drone_to_satellite | satellite_to_drone
+    hit_rate: Optional[float] = None  # VIGOR hit rate, percent
+    fov_deg: Optional[float] = None   # limited field of view (None: 360, north-aligned)
+    orientation: Optional[str] = None  # "unknown" (random heading) | "known"; None: north-aligned
 
 
 _T1 = "CVM-Net Table 1"
@@ -136,7 +161,21 @@ PUBLISHED: List[PublishedResult] = [
     *_u1652(_WT, 53.21, 58.03, 65.62, 54.47),
     *_u1652("instance", 58.23, 62.91, 74.47, 59.45),
     *_u1652("instance+" + _WT, 65.93, 70.18, 76.03, 66.36),
+    # VIGOR same-area, TransGeo, as re-reported (quoting the paper) in TransGeo issue #40.
+    PublishedResult("TransGeo (Zhu et al. 2022), as re-reported in TransGeo issue #40", "transgeo", "vigor_same",
+                    None, None, 61.48, 87.54, 91.88, 99.56, cutoff_rule="transgeo",
+                    note="second-hand; hit rate not quoted"),
 ]
+
+#: Published tables not available here (module docstring), shown beside VIGOR / FoV results.
+MISSING_TABLES = {
+    "vigor": ("VIGOR paper (Zhu et al., CVPR 2021), retrieval table: Siamese-VGG, SAFA, SAFA+Mining, VIGOR, "
+              "same-area and cross-area (R@1/5/10/1%, hit rate); TransGeo (CVPR 2022) cross-area row; Sample4Geo "
+              "(ICCV 2023) VIGOR table; re-reported in ConGeo (arXiv 2403.13965) and CV-Cities (arXiv 2411.12431)"),
+    "fov": ("DSM (Shi et al., CVPR 2020) CVUSA and CVACT tables at FoV 360/180/90/70 with unknown orientation; "
+            "TransGeo (CVPR 2022) CVUSA at FoV 90/70; re-reported in ConGeo (arXiv 2403.13965) and SinGeo "
+            "(arXiv 2603.09377)"),
+}
 
 #: Paper section 5.5 / Fig. 8 (Singapore map, CVM-Net-I trained on CVUSA).
 LOCALIZATION = {"recall_within_100m_percent": 67.1, "mean_error_m": 676.7}
@@ -149,6 +188,7 @@ CUTOFF_RULE_TEXT = {
     "cvm_net": "rank < int(0.01 N) + 1 (CVM-Net/OriCNN)",
     "safa": "rank < int(0.01 N) (SAFA)",
     "sample4geo": "rank < N // 100 (Sample4Geo)",
+    "transgeo": "rank < N // 100 (TransGeo)",
     "unstated": "cut-off rule not verified",
     "none": "-",
 }
@@ -174,11 +214,23 @@ def normalize_name(name: Optional[str]) -> Optional[str]:
 
 
 def find_published(model: Optional[str] = None, dataset: Optional[str] = None, backbone: Optional[str] = None,
-                   loss: Optional[str] = None, task: Optional[str] = None) -> List[PublishedResult]:
-    """Published rows matching every given field (a row with no backbone/loss/task matches any)."""
+                   loss: Optional[str] = None, task: Optional[str] = None, fov: Optional[float] = None,
+                   orientation: Optional[str] = None) -> List[PublishedResult]:
+    """Published rows matching every given field (a row with no backbone/loss/task matches any).
+
+    ``fov`` / ``orientation``: the limited-FoV setting (None: the standard north-aligned
+    360-degree rows only; a FoV of 360 with ``orientation="unknown"`` is the unknown
+    orientation setting)."""
     model, dataset, backbone, loss, task = map(normalize_name, (model, dataset, backbone, loss, task))
+    standard = (fov is None or float(fov) == 360.0) and orientation in (None, "known")
     out = []
     for r in PUBLISHED:
+        row_standard = r.fov_deg is None and r.orientation is None
+        if standard != row_standard:
+            continue
+        if not standard and (float(r.fov_deg or 360.0) != float(fov or 360.0)
+                             or (orientation is not None and r.orientation != orientation)):
+            continue
         if task is not None and r.task is not None and r.task != task:
             continue
         if model is not None and r.model != model:
@@ -294,4 +346,69 @@ def _university1652_table(results, model, backbone, loss, label, task) -> str:
     lines.append("")
     lines.append("University-1652, percent. R@K: the first true match is within the top K; AP: mean over queries of "
                  "University-1652's average precision (evaluate_gpu.py compute_mAP).")
+    return "\n".join(lines) + "\n"
+
+
+def _percent(results, key):
+    v = results.get(key)
+    return None if v is None else 100.0 * float(v)
+
+
+def vigor_comparison_table(results: Mapping[str, float], area: str, label: str = "this run",
+                           model: Optional[str] = None, top_percent_rule: str = "cvm_net") -> str:
+    """Markdown table: our :func:`cvmnet_tf.evaluation.vigor_metrics.evaluate_vigor` dict
+    (fractions) beside the published VIGOR rows of ``area`` ("same" | "cross"), with each
+    row's cut-off rule, the chance levels of a random ranking, and the tables not
+    available here (:data:`MISSING_TABLES`) when no row is."""
+    if area not in ("same", "cross"):
+        raise ValueError(f"area must be 'same' or 'cross'; got {area!r}")
+    rows = find_published(model, f"vigor_{area}")
+    ours_rule = CUTOFF_RULE_TEXT[top_percent_rule]
+    if results.get("num_database") is not None:
+        ours_rule += f"; N = {int(results['num_database'])}, K = {int(results['top_percent_k'])}"
+    lines = ["| Method | Source | R@1 | R@5 | R@10 | R@1% | Hit rate | top-1% cut-off |",
+             "|---|---|---|---|---|---|---|---|",
+             f"| {normalize_name(model) or 'ours'} | {label} | {_fmt(_percent(results, 'recall@1'))} | "
+             f"{_fmt(_percent(results, 'recall@5'))} | {_fmt(_percent(results, 'recall@10'))} | "
+             f"{_fmt(_percent(results, 'recall@1%'))} | {_fmt(_percent(results, 'hit_rate'))} | {ours_rule} |"]
+    if "chance/recall@1" in results:
+        lines.append(f"| random ranking | chance | {_fmt(_percent(results, 'chance/recall@1'))} | "
+                     f"{_fmt(_percent(results, 'chance/recall@5'))} | {_fmt(_percent(results, 'chance/recall@10'))} | "
+                     f"{_fmt(_percent(results, 'chance/recall@1%'))} | {_fmt(_percent(results, 'chance/hit_rate'))} | "
+                     f"{ours_rule} |")
+    for r in rows:
+        lines.append(f"| {r.model} | {r.source}{f' ({r.note})' if r.note else ''} | {_fmt(r.recall_at_1)} | "
+                     f"{_fmt(r.recall_at_5)} | {_fmt(r.recall_at_10)} | {_fmt(r.recall_at_1_percent)} | "
+                     f"{_fmt(r.hit_rate)} | {CUTOFF_RULE_TEXT[r.cutoff_rule]} |")
+    lines.append("")
+    lines.append(f"VIGOR {area}-area, percent, ground -> satellite, positive only; hit rate: every satellite ranked "
+                 "above the positive is a semi-positive.")
+    if "meter/mean_error_m" in results:
+        lines.append(f"Metre-level error of the top-1 tile centre: mean {results['meter/mean_error_m']:.1f} m, median "
+                     f"{results['meter/median_error_m']:.1f} m (a random tile: "
+                     f"{results.get('chance/mean_error_m', float('nan')):.1f} m on average).")
+    if not rows:
+        lines.append(f"No published {area}-area row could be read here; to fill in: {MISSING_TABLES['vigor']}.")
+    return "\n".join(lines) + "\n"
+
+
+def fov_comparison_table(results: Mapping[str, float], dataset: str, fov_deg: float, orientation: str = "unknown",
+                         label: str = "this run", test_protocol: str = "fixed headings, seed 2019 (DSM)") -> str:
+    """Markdown table of our recalls (fractions, :func:`cvmnet_tf.evaluation.evaluate_retrieval`
+    keys) at ``fov_deg`` beside the published rows of the same dataset, FoV and orientation;
+    names the tables to fill in when there are none."""
+    rows = find_published(None, dataset, fov=fov_deg, orientation=orientation)
+    lines = ["| Method | Source | FoV | orientation | test crops | R@1 | R@5 | R@10 | R@1% |",
+             "|---|---|---|---|---|---|---|---|---|",
+             f"| ours | {label} | {float(fov_deg):g} | {orientation} | {test_protocol} | "
+             f"{_fmt(_percent(results, 'recall@1'))} | {_fmt(_percent(results, 'recall@5'))} | "
+             f"{_fmt(_percent(results, 'recall@10'))} | {_fmt(_percent(results, 'recall@1%'))} |"]
+    for r in rows:
+        lines.append(f"| {r.model} | {r.source}{f' ({r.note})' if r.note else ''} | {float(r.fov_deg or 360):g} | "
+                     f"{r.orientation} | - | {_fmt(r.recall_at_1)} | {_fmt(r.recall_at_5)} | "
+                     f"{_fmt(r.recall_at_10)} | {_fmt(r.recall_at_1_percent)} |")
+    lines.append("")
+    if not rows:
+        lines.append(f"No published {normalize_name(dataset)} row at FoV {float(fov_deg):g} ({orientation} orientation) "
+                     f"could be read here; to fill in: {MISSING_TABLES['fov']}.")
     return "\n".join(lines) + "\n"

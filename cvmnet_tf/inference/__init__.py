@@ -9,7 +9,9 @@
   descriptor files (``.npy`` + OriCNN ``.mat``) written and read by the tools.
 - :mod:`.serving`: the SavedModel export (``cvmnet-export``).
 - :mod:`.tf1`: the released TF1 checkpoints' variable names and the converter
-  (``cvmnet-convert-tf1``).
+  (``cvmnet-convert-tf1``), the released bundle's init models as ``--weights``.
+- :mod:`.fingerprint`: the model fingerprint (architecture + weights) that tile indexes record.
+- :mod:`.reproduce`: the released checkpoints' CVUSA numbers in one call (``cvmnet-reproduce``).
 
 TensorFlow and Keras are imported by the functions that need them.
 """

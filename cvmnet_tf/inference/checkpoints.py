@@ -127,7 +127,10 @@ def load_model(path: str, expected_model: Optional[str] = None):
       ``(model, info)``: the ``keras.Model`` and a dict with ``model`` (name),
       ``satellite_size`` / ``ground_size`` ([height, width] pixels), ``descriptor_dim``,
       ``architecture`` (constructor arguments, for models of this package), ``dataset``
-      (from state.json's config, else None) and ``source`` (the absolute path).
+      (from state.json's config, else None), ``source`` (the absolute path), and the
+      ground crop of its training run (``fov`` degrees, ``random_orientation``,
+      ``fov_test_seed``, ``panorama_size`` [H, W] before the crop; 360 / False / 2019 /
+      ``ground_size`` without a state.json).
 
     Raises:
       CheckpointError naming ``path`` for a missing file, an unknown layout, a model that
@@ -153,13 +156,23 @@ def load_model(path: str, expected_model: Optional[str] = None):
                                                                          f": {model_file}"))
     except ValueError as exc:
         raise CheckpointError(str(exc)) from None
-    diffs = [f"{k}: {STATE_FILE} says {config[k]!r}, {MODEL_FILE} has {info[k]!r}"
+    expected = dict(config)
+    if "ground_size" in config and float(config.get("fov") or 360.0) < 360.0:
+        from cvmnet_tf.data.fov import GroundCrop
+        expected["ground_size"] = list(GroundCrop.from_config(config).network_size(config["ground_size"]))
+    diffs = [f"{k}: {STATE_FILE} says {expected[k]!r}, {MODEL_FILE} has {info[k]!r}"
              for k in ("model", "satellite_size", "ground_size", "descriptor_dim")
-             if k in config and not _same(config[k], info[k])]
+             if k in expected and not _same(expected[k], info[k])]
     if diffs:
         raise CheckpointError(f"{path}: {STATE_FILE} and {MODEL_FILE} disagree ({'; '.join(diffs)})")
     if expected_model is not None and info["model"] != expected_model:
         raise CheckpointError(f"{path} holds model {info['model']!r}, expected {expected_model!r}")
     info["dataset"] = config.get("dataset")
     info["source"] = os.path.abspath(path)
+    # The ground crop the model was trained with (limited FoV / unknown orientation); the
+    # panorama size is what a panorama is resized to before the crop.
+    info["fov"] = float(config.get("fov") or 360.0)
+    info["random_orientation"] = bool(config.get("random_orientation", False))
+    info["fov_test_seed"] = int(config.get("fov_test_seed", 2019))
+    info["panorama_size"] = [int(v) for v in config.get("ground_size", info["ground_size"])]
     return model, info

@@ -26,6 +26,7 @@ distractors labelled -1), the inputs of ``cvmnet-evaluate --query_labels/--datab
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import Dict, Optional
 
 import numpy as np
@@ -33,7 +34,8 @@ import numpy as np
 from cvmnet_tf.utils import atomic_io
 from cvmnet_tf.utils.text import first_items
 
-__all__ = ["pair_descriptors", "image_descriptors", "labelled_descriptors", "extract_descriptors",
+__all__ = ["pair_descriptors", "image_descriptors", "labelled_descriptors", "vigor_descriptors", "extract_descriptors",
+           "resolve_ground_crop",
            "check_result", "output_paths", "write_descriptors", "read_npy", "read_oricnn_mat", "read_utm"]
 
 log = logging.getLogger("cvmnet_tf.inference")
@@ -81,14 +83,37 @@ def image_descriptors(encoder, dataset, *, total_batches: Optional[int] = None, 
       ``(descriptors, index)``: float32 (N, dim) and int64 (N,) in dataset order; images the
       pipeline skipped are absent, so ``index`` says which input rows they belong to.
     """
-    import tensorflow as tf
-
-    @tf.function(reduce_retracing=True, jit_compile=jit_compile)
-    def forward(images):
-        return (tf.cast(encoder(images, training=False), tf.float32),)
-
+    forward = _encoder_forward(encoder, jit_compile)
     return _collect(dataset, lambda b: forward(b["image"]), total_batches, progress,
                     "the dataset yielded no images: every image was skipped or the list is empty")
+
+
+_FORWARD_CACHE = weakref.WeakKeyDictionary()   # encoder -> {jit_compile: tf.function}
+_BRANCH_CACHE = weakref.WeakKeyDictionary()    # two-branch model -> {branch: encoder}
+
+
+def _encoder_forward(encoder, jit_compile: bool):
+    """One tf.function per encoder (kept while the encoder lives): repeated validation
+    passes reuse its traces instead of tracing a new function every epoch."""
+    import tensorflow as tf
+
+    per_encoder = _FORWARD_CACHE.setdefault(encoder, {})
+    if jit_compile not in per_encoder:
+        @tf.function(reduce_retracing=True, jit_compile=jit_compile)
+        def forward(images):
+            return (tf.cast(encoder(images, training=False), tf.float32),)
+        per_encoder[jit_compile] = forward
+    return per_encoder[jit_compile]
+
+
+def branch_encoder_of(model, kind: str):
+    """:func:`cvmnet_tf.models.branch_encoder` of ``model``, built once per model."""
+    from cvmnet_tf import models
+
+    per_model = _BRANCH_CACHE.setdefault(model, {})
+    if kind not in per_model:
+        per_model[kind] = models.branch_encoder(model, kind)
+    return per_model[kind]
 
 
 def _collect(dataset, forward, total_batches, progress, empty_message):
@@ -115,13 +140,40 @@ def labelled_descriptors(model, images, sizes, batch_size: int, progress: bool =
     through the branch of its kind ("ground" images, e.g. drone views, through the ground
     encoder). Returns (float32 (N, dim), int64 labels (N,), kept indices (N,))."""
     from cvmnet_tf import data as cv_data
-    from cvmnet_tf import models
 
-    encoder = models.branch_encoder(model, images.kind)
+    encoder = branch_encoder_of(model, images.kind)
     size = sizes.ground if images.kind == "ground" else sizes.satellite
     ds = cv_data.make_image_dataset(images.paths, size, images.kind, batch_size, dataset=images.dataset)
     desc, index = image_descriptors(encoder, ds, total_batches=-(-len(images) // batch_size), progress=progress)
     return desc, images.labels[index], index
+
+
+def vigor_descriptors(model, split, sizes, batch_size: int, ground_crop=None, progress: bool = False) -> dict:
+    """Descriptors of a :class:`cvmnet_tf.data.vigor.VigorSplit`: the whole satellite pool
+    through the satellite branch and every panorama through the ground branch (with the
+    ground crop: limited FoV / unknown orientation at the fixed test headings).
+
+    Returns {"satellite": float32 (M', dim), "ground": float32 (N', dim), "split": the
+    split restricted to the images that could be read (:meth:`VigorSplit.restrict`: a
+    query whose positive is unreadable is dropped), "skipped": [(index, path)]}; row i of
+    "ground" is query i of "split", row j of "satellite" its pool row j. Memory: one batch
+    of images at a time plus the descriptors.
+    """
+    from cvmnet_tf import data as cv_data
+
+    sat_ds = cv_data.make_image_dataset(split.satellite_paths, sizes.satellite, "satellite", batch_size,
+                                        dataset="vigor")
+    sat, sat_idx = image_descriptors(branch_encoder_of(model, "satellite"), sat_ds, progress=progress,
+                                     total_batches=-(-split.num_satellites // batch_size))
+    grd_ds = cv_data.make_image_dataset(split.panorama_paths, sizes.ground, "ground", batch_size, dataset="vigor",
+                                        ground_crop=ground_crop)
+    grd, grd_idx = image_descriptors(branch_encoder_of(model, "ground"), grd_ds, progress=progress,
+                                     total_batches=-(-len(split) // batch_size))
+    kept, positions = split.restrict(sat_idx, grd_idx)
+    skipped = [(int(i), split.satellite_paths[i]) for i in np.setdiff1d(np.arange(split.num_satellites), sat_idx)]
+    skipped += [(int(i), split.panorama_paths[i]) for i in np.setdiff1d(np.arange(len(split)), grd_idx)]
+    _log_skipped(skipped)
+    return {"satellite": sat, "ground": grd[positions], "split": kept, "skipped": skipped}
 
 
 def _labelled_with_encoder(enc, images, batch_size, progress):
@@ -135,9 +187,30 @@ def _encode_files(fn, paths, batch_size, what, progress):
     return encode_image_files(fn, paths, batch_size, what, progress=progress)
 
 
+def resolve_ground_crop(info: dict, fov: Optional[float] = None, random_orientation: Optional[bool] = None,
+                        fov_test_seed: Optional[int] = None, flag: str = "--fov"):
+    """The :class:`cvmnet_tf.data.fov.GroundCrop` to evaluate a model with: its training
+    run's (``info["fov"]``, ``random_orientation``, ``fov_test_seed``, from
+    :func:`cvmnet_tf.inference.load_model` or a SavedModel's export info), each overridden
+    when given. The field of view is fixed by the network's ground input width: another
+    ``fov`` is a ValueError naming ``flag``; the orientation may differ (e.g. testing a
+    north-aligned model with unknown orientation)."""
+    from cvmnet_tf.data.fov import GroundCrop
+
+    own = float(info.get("fov") or 360.0)
+    if fov is not None and float(fov) != own:
+        raise ValueError(f"{flag}={fov:g}: the model was trained with a field of view of {own:g} degrees (its ground "
+                         f"input is {info.get('ground_size')}); evaluate it at {own:g} or train a {fov:g}-degree model")
+    return GroundCrop(own, bool(info.get("random_orientation", False)) if random_orientation is None
+                      else bool(random_orientation),
+                      int(info.get("fov_test_seed", 2019)) if fov_test_seed is None else int(fov_test_seed))
+
+
 def extract_descriptors(checkpoint: str, dataset: str, data_dir: str, split: str = "val", *,
                         batch_size: int = 16, distractor_dir: Optional[str] = None, max_pairs: int = 0,
-                        progress: bool = True, **loader_options) -> Dict[str, object]:
+                        progress: bool = True, fov: Optional[float] = None,
+                        random_orientation: Optional[bool] = None, fov_test_seed: Optional[int] = None,
+                        **loader_options) -> Dict[str, object]:
     """Descriptors of every pair of ``split`` (and of optional distractor images).
 
     Args:
@@ -148,6 +221,11 @@ def extract_descriptors(checkpoint: str, dataset: str, data_dir: str, split: str
       distractor_dir: folder of extra satellite images (database rows N..); for a dataset
         whose loader takes distractors itself (University-1652) it goes to the loader.
       max_pairs: use only the first max_pairs pairs (labelled split: queries) (0: all).
+      fov, random_orientation, fov_test_seed: the ground crop of panorama datasets
+        (:func:`resolve_ground_crop`; default: the model's training run's). With a
+        checkpoint the panoramas are resized, then cropped (the training pipeline); with
+        a SavedModel of a FoV model, which takes the cropped photo, the raw panorama is
+        cropped at the same heading first (:func:`cvmnet_tf.inference.encoders.panorama_crop_transform`).
       loader_options: extra options of the dataset's loader (e.g. University-1652 ``task``).
 
     Returns:
@@ -172,19 +250,26 @@ def extract_descriptors(checkpoint: str, dataset: str, data_dir: str, split: str
     split_data = cv_data.load_split(dataset, data_dir, split, **loader_options)
     if isinstance(split_data, cv_data.RetrievalSplit):
         return _extract_labelled(checkpoint, enc, split_data, batch_size, max_pairs, progress)
+    if hasattr(split_data, "as_pair_split"):
+        raise ValueError(f"--dataset={dataset}: a VIGOR split is a satellite pool with positives and semi-positives, "
+                         "not pairs; train_vigor.py evaluates it with VIGOR's metrics "
+                         "(cvmnet_tf.inference.descriptors.vigor_descriptors + evaluation.vigor_metrics.evaluate_vigor)")
     pair_split = split_data
     if max_pairs:
         pair_split = pair_split.subset(range(min(max_pairs, len(pair_split))))
     if len(pair_split) == 0:
         raise ValueError(f"split {split!r} of {data_dir!r} holds no pairs")
     distractor_paths = cv_data.list_distractor_images(distractor_dir) if distractor_dir else []
+    crop_options = {"fov": fov, "random_orientation": random_orientation, "fov_test_seed": fov_test_seed}
     if enc is not None:
+        crop = resolve_ground_crop(enc.info, **crop_options)
         sat, grd, index, distractors, skipped = _pairs_with_encoder(enc, pair_split, distractor_paths, batch_size,
-                                                                    progress)
+                                                                    progress, crop)
         info = enc.info
     else:
         sat, grd, index, distractors, skipped, info = _pairs_with_model(checkpoint, dataset, pair_split,
-                                                                        distractor_paths, batch_size, progress)
+                                                                        distractor_paths, batch_size, progress,
+                                                                        crop_options)
     _log_skipped(skipped)
     utm = None if pair_split.utm is None else np.asarray(pair_split.utm, np.float64)[index]
     return {"satellite": sat, "ground": grd, "index": np.asarray(index, np.int64), "utm": utm,
@@ -192,10 +277,15 @@ def extract_descriptors(checkpoint: str, dataset: str, data_dir: str, split: str
             "info": info}
 
 
-def _pairs_with_encoder(enc, pair_split, distractor_paths, batch_size, progress):
+def _pairs_with_encoder(enc, pair_split, distractor_paths, batch_size, progress, crop=None):
     """Pair descriptors through a RawImageEncoder (SavedModel): images read from the files."""
+    from cvmnet_tf.inference.encoders import encode_image_files, panorama_crop_transform
+
     sat, sat_idx, s_skip = _encode_files(enc.satellite, pair_split.satellite_paths, batch_size, "satellite", progress)
-    grd, grd_idx, g_skip = _encode_files(enc.ground, pair_split.ground_paths, batch_size, "ground", progress)
+    panorama = enc.info.get("panorama_size") or enc.info.get("ground_size")
+    transform = None if crop is None else panorama_crop_transform(crop, panorama[1], len(pair_split))
+    grd, grd_idx, g_skip = encode_image_files(enc.ground, pair_split.ground_paths, batch_size, "ground",
+                                              progress=progress, transform=transform)
     index = np.intersect1d(sat_idx, grd_idx)
     sat = sat[np.searchsorted(sat_idx, index)]
     grd = grd[np.searchsorted(grd_idx, index)]
@@ -206,15 +296,17 @@ def _pairs_with_encoder(enc, pair_split, distractor_paths, batch_size, progress)
     return sat, grd, index, distractors, skipped
 
 
-def _pairs_with_model(checkpoint, dataset, pair_split, distractor_paths, batch_size, progress):
+def _pairs_with_model(checkpoint, dataset, pair_split, distractor_paths, batch_size, progress, crop_options=None):
     """Pair descriptors through a loaded checkpoint and the tf.data pipelines."""
     from cvmnet_tf import data as cv_data
     from cvmnet_tf import models
     from cvmnet_tf.inference import checkpoints
 
     keras_model, info = checkpoints.load_model(checkpoint)
-    sizes = cv_data.ImageSizes(satellite=tuple(info["satellite_size"]), ground=tuple(info["ground_size"]))
-    ds = cv_data.make_pair_dataset(pair_split, sizes, training=False, batch_size=batch_size)
+    crop = resolve_ground_crop(info, **(crop_options or {}))
+    ground = info["panorama_size"] if crop.fov_deg < 360.0 else info["ground_size"]
+    sizes = cv_data.ImageSizes(satellite=tuple(info["satellite_size"]), ground=tuple(ground))
+    ds = cv_data.make_pair_dataset(pair_split, sizes, training=False, batch_size=batch_size, ground_crop=crop)
     total = -(-len(pair_split) // batch_size)
     sat, grd, index = pair_descriptors(keras_model, ds, total_batches=total, progress=progress)
     missing = sorted(set(range(len(pair_split))) - set(index.tolist()))

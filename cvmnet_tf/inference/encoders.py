@@ -18,7 +18,8 @@ import numpy as np
 
 from cvmnet_tf.utils.text import first_items
 
-__all__ = ["RawImageEncoder", "load_encoder", "read_rgb", "encode_image_files", "check_encoder_output"]
+__all__ = ["RawImageEncoder", "load_encoder", "read_rgb", "encode_image_files", "check_encoder_output",
+           "panorama_crop_transform"]
 
 log = logging.getLogger("cvmnet_tf.inference")
 
@@ -55,6 +56,8 @@ def load_encoder(path: str, dataset: Optional[str] = None) -> RawImageEncoder:
 
     ``dataset`` picks the ground preprocessing of a checkpoint (default: its training
     dataset, else "cvusa"); for a SavedModel it must match the one it was exported with.
+    ``info`` holds the model's fingerprint (``model_fingerprint``, from the export info of
+    a SavedModel) and its ground field of view (``fov``, degrees).
     """
     from cvmnet_tf.inference import checkpoints, serving
 
@@ -70,10 +73,13 @@ def load_encoder(path: str, dataset: Optional[str] = None) -> RawImageEncoder:
             raise ValueError(f"{path!r}: SavedModel has no 'satellite'/'ground' signatures "
                              "(not written by cvmnet_tf's export)")
         return RawImageEncoder(sigs["satellite"], sigs["ground"], info, keep_alive=loaded)
+    from cvmnet_tf.inference.fingerprint import model_fingerprint
+
     model, info = checkpoints.load_model(path)
     dataset = dataset or info.get("dataset") or "cvusa"
     module = serving.make_serving_module(model, info["satellite_size"], info["ground_size"], dataset)
-    return RawImageEncoder(module.satellite, module.ground, dict(info, dataset=dataset), keep_alive=module)
+    return RawImageEncoder(module.satellite, module.ground,
+                           dict(info, dataset=dataset, model_fingerprint=model_fingerprint(model)), keep_alive=module)
 
 
 def read_rgb(path: str):
@@ -99,12 +105,14 @@ def check_encoder_output(x, what: str, rows: int) -> np.ndarray:
 
 
 def encode_image_files(fn, paths: Sequence[str], batch_size: int, what: str, *, progress: bool = False,
-                       skip_unreadable: bool = True):
+                       skip_unreadable: bool = True, transform=None):
     """Run ``fn`` (uint8 batch -> (B, dim), e.g. ``encoder.ground``) over image files;
     consecutive images of equal shape are batched (at most ``batch_size``).
 
     Unreadable files are skipped and reported (``skip_unreadable=True``) or raise ValueError
-    naming the first one (``skip_unreadable=False``).
+    naming the first one (``skip_unreadable=False``). ``transform(image, index) -> image``
+    (optional) changes each uint8 image before it is batched (e.g. a limited-FoV crop of a
+    panorama, :func:`panorama_crop_transform`).
 
     Returns (descriptors float32 (M, dim), kept indices int64 (M,), skipped [(index, path)]).
     """
@@ -127,6 +135,8 @@ def encode_image_files(fn, paths: Sequence[str], batch_size: int, what: str, *, 
                 raise ValueError(f"{what} image {path!r} cannot be read")
             skipped.append((i, path))
         else:
+            if transform is not None:
+                image = np.ascontiguousarray(transform(image, i))
             if pending and (image.shape != pending[0].shape or len(pending) >= batch_size):
                 flush()
             pending.append(image)
@@ -140,3 +150,26 @@ def encode_image_files(fn, paths: Sequence[str], batch_size: int, what: str, *, 
     if not out:
         raise ValueError(f"no readable {what} image among {len(paths)} file(s)")
     return np.concatenate(out).astype(np.float32), np.asarray(kept, np.int64), skipped
+
+
+def panorama_crop_transform(ground_crop, panorama_width: int, num_images: int):
+    """``transform(image, index)`` for :func:`encode_image_files`: the evaluation crop of
+    :class:`cvmnet_tf.data.fov.GroundCrop` applied to RAW panoramas, for an encoder that
+    takes the cropped (limited-FoV) image (a SavedModel of a FoV model). The pipelines crop
+    the panorama after resizing it to ``panorama_width`` columns; here the crop comes first,
+    at the same heading: start column ``round(start * W_raw / panorama_width)`` and
+    ``fov_width(W_raw, fov)`` columns of the raw image (the same pixels up to resampling;
+    identical when ``W_raw`` is a multiple of ``panorama_width`` and the FoV crop widths
+    scale exactly). None when the crop is inactive."""
+    from cvmnet_tf.data.fov import fov_width
+
+    if ground_crop is None or not ground_crop.active:
+        return None
+    starts = ground_crop.evaluation_starts(num_images, int(panorama_width))
+
+    def transform(image, index):
+        w_raw = image.shape[1]
+        start = int(round(starts[index] * w_raw / panorama_width)) % w_raw
+        cols = (start + np.arange(fov_width(w_raw, ground_crop.fov_deg))) % w_raw
+        return image[:, cols]
+    return transform

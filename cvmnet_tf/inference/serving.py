@@ -18,7 +18,10 @@ Both are also callable after loading as ``loaded.ground(images)`` /
     d = m.signatures["ground"](images=tf.constant(uint8_batch))["descriptor"]
 
 A ``cvmnet_export.json`` beside ``saved_model.pb`` records the model name, input sizes
-(height, width in pixels), dataset and descriptor size. The folder is written under a
+(height, width in pixels), dataset, descriptor size, the model fingerprint
+(:func:`cvmnet_tf.inference.fingerprint.model_fingerprint`) and, for a model trained with a
+limited field of view (``--fov``), its FoV: the ``ground`` signature of such a model takes
+the limited-FoV photo (resized to the network's ground input), not a panorama. The folder is written under a
 temporary name and renamed when complete: a failed export leaves nothing behind. An
 existing ``output`` is replaced only when it is an earlier export of this package (both
 files present) or empty; any other folder (a training run, a user's files) is refused.
@@ -123,12 +126,18 @@ def export_saved_model(checkpoint: str, output: str, dataset: Optional[str] = No
     except ValueError:
         raise ValueError(f"{checkpoint}: its dataset {dataset!r} has no ground preprocessing; "
                          "pass --dataset") from None
+    from cvmnet_tf.inference.fingerprint import model_fingerprint
+
     module = make_serving_module(model, info["satellite_size"], info["ground_size"], dataset)
     signatures = {"ground": module.ground.get_concrete_function(),
                   "satellite": module.satellite.get_concrete_function()}
     export_info = dict(info, dataset=dataset, inputs="uint8 RGB (batch, H, W, 3), any H, W",
                        outputs="descriptor: float32 (batch, descriptor_dim)",
-                       signatures=sorted(signatures))
+                       signatures=sorted(signatures), model_fingerprint=model_fingerprint(model))
+    if float(info.get("fov") or 360.0) < 360.0:
+        export_info["ground_input"] = (f"a limited-FoV photo of about {info['fov']:g} degrees (the model was trained "
+                                       f"on {info['fov']:g}-degree crops of panoramas), resized to "
+                                       f"{info['ground_size'][0]}x{info['ground_size'][1]}")
     atomic_io.remove_stale_temporaries(os.path.dirname(os.path.abspath(output)), os.path.basename(output))
     with atomic_io.atomic_path(output) as tmp:
         tf.saved_model.save(module, tmp, signatures=signatures)

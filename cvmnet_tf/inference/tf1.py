@@ -221,3 +221,95 @@ def save_keras_atomic(model, output: str) -> None:
     """``model.save(output)`` through a temporary ``.keras`` name and a rename."""
     with atomic_io.atomic_path(output, suffix=".keras") as tmp:
         model.save(tmp)
+
+
+# ------------------------------------------------------------------ released bundle: init models, trained models
+def is_tf1_checkpoint(path) -> bool:
+    """True when ``path`` names a TF1 checkpoint: a prefix with ``<prefix>.index`` beside
+    it (``.../model.ckpt``), that ``.index`` file itself, or a folder whose ``checkpoint``
+    index file points to one (what ``--weights`` and ``--released_model`` accept)."""
+    if not isinstance(path, str) or path in ("imagenet", "none", ""):
+        return False
+    if path.endswith(".index") and os.path.isfile(path):
+        return True
+    if os.path.isfile(path + ".index"):
+        return True
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, "checkpoint"))
+
+
+def _prefix(path: str) -> str:
+    return path[:-len(".index")] if path.endswith(".index") and os.path.isfile(path) else path
+
+
+def backbone_variable_map(model) -> Dict[str, Tuple[Tuple[str, ...], str]]:
+    """TF1 variable -> (Keras layer path, attribute) of the VGG16 convs of both branches
+    (``VGG_grd/conv1_1/weights`` ... ``VGG_sat/conv5_3/biases``) for any model of this
+    package whose backbone is vgg16 at width 1.0 (CVM-Net-I/II, siamese_vgg)."""
+    mapping = {}
+    for branch in ("VGG_grd", "VGG_sat"):
+        for conv in VGG_CONVS:
+            mapping[f"{branch}/{conv}/weights"] = ((branch, conv), "kernel")
+            mapping[f"{branch}/{conv}/biases"] = ((branch, conv), "bias")
+    return mapping
+
+
+def load_released_backbones(model, path: str) -> List[str]:
+    """Copy the VGG16 weights of a released TF1 checkpoint into ``model``'s two backbones.
+
+    The released bundle's ``init`` models (the released README: "The VGG16 part is
+    initialised by the online model and other parts are initialised randomly"; the
+    training script restores them from ``Model/<network>/0/model.ckpt``) hold ImageNet
+    VGG16 weights under ``VGG_grd/conv*/{weights,biases}`` and ``VGG_sat/...``; a trained
+    model works too (its fine-tuned VGG16). Only the 52 VGG variables are read (NetVLAD,
+    FC and optimizer variables are ignored: those parts keep this package's random
+    initialisation, as the released ones were random). Raises :class:`ConversionError`
+    listing every missing or mis-shaped variable (nothing is assigned then), and when the
+    model has no vgg16 backbone at full width.
+    """
+    shapes, reader = read_tf1_checkpoint(_prefix(path))
+    mapping = backbone_variable_map(model)
+    plan, missing, mismatched = [], [], []
+    for name, (layer_path, attr) in mapping.items():
+        try:
+            var = _keras_weight(model, layer_path, attr)
+        except (ValueError, AttributeError):
+            raise ConversionError(f"--weights={path!r}: the released checkpoint holds VGG16 weights; the model "
+                                  f"{model.name!r} has no VGG16 layer {'/'.join(layer_path)} (use --backbone vgg16 "
+                                  "and --width 1.0)") from None
+        target = tuple(int(s) for s in var.shape)
+        if name not in shapes:
+            missing.append(name)
+        elif shapes[name] != target:
+            mismatched.append(f"{name}: checkpoint {shapes[name]} vs model {target}")
+        else:
+            plan.append((name, var))
+    if missing or mismatched:
+        problems = ([f"{len(missing)} VGG16 variable(s) missing: {', '.join(missing)}"] if missing else []) + \
+                   ([f"{len(mismatched)} shape mismatch(es): {'; '.join(mismatched)}"] if mismatched else [])
+        raise ConversionError(f"--weights={path!r} is not a released CVM-Net checkpoint with VGG16 weights: "
+                              + " | ".join(problems))
+    for name, var in plan:
+        var.assign(np.asarray(reader.get_tensor(name), np.float32).astype(var.dtype))
+    return [name for name, _ in plan]
+
+
+def infer_model_name(shapes: Dict[str, Tuple[int, ...]]) -> Optional[str]:
+    """"cvm_net_i" / "cvm_net_ii" from a checkpoint's variable names, None if neither."""
+    if "netvlad_grd/cluster_weights" in shapes and "dim_reduction/fc1/weights" in shapes:
+        return "cvm_net_i"
+    if "netvlad/hidden1_weights" in shapes:
+        return "cvm_net_ii"
+    return None
+
+
+def find_tf1_checkpoints(root: str) -> List[str]:
+    """Every TF1 checkpoint prefix (``<prefix>.index`` with its data file) under ``root``
+    (a prefix or its ``.index`` file itself: [that prefix]), sorted."""
+    if is_tf1_checkpoint(root) and not os.path.isdir(root):
+        return [_prefix(root)]
+    found = []
+    for folder, _, files in os.walk(root):
+        for f in files:
+            if f.endswith(".index") and any(g.startswith(f[:-len(".index")] + ".data-") for g in files):
+                found.append(os.path.join(folder, f[:-len(".index")]))
+    return sorted(found)

@@ -113,6 +113,9 @@ def build_model_from_config(config, **overrides):
         Fields the model does not take (e.g. num_clusters for a Siamese model) and None
         values (the model's own default) are left out; ``weights="none"`` means None.
       overrides: model arguments that win over the config (e.g. ``weights=None``).
+
+    A limited field of view (``config["fov"]`` < 360) narrows the ground input to the crop
+    of the ``ground_size`` panorama (:func:`cvmnet_tf.data.fov.fov_width`).
     """
     values = config.to_dict() if hasattr(config, "to_dict") else dict(config)
     name = values["model"]
@@ -124,6 +127,9 @@ def build_model_from_config(config, **overrides):
             continue
         if argument in ("satellite_shape", "ground_shape"):
             value = tuple(int(v) for v in value)
+        if argument == "ground_shape" and float(values.get("fov") or 360.0) < 360.0:
+            from cvmnet_tf.data.fov import fov_width
+            value = (value[0], fov_width(value[1], float(values["fov"])))
         if argument == "weights" and value == "none":
             continue
         kwargs[argument] = value

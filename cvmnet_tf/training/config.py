@@ -36,13 +36,15 @@ from typing import Any, Optional
 from cvmnet_tf.data.augmentation import AUGMENTATIONS
 from cvmnet_tf.data.registry import TRAINABLE_DATASETS, get_dataset, image_sizes
 from cvmnet_tf.data.university1652 import TASKS as UNIVERSITY1652_TASKS
+from cvmnet_tf.data.vigor import AREAS as VIGOR_AREAS
 from cvmnet_tf.losses import LOSS_NAMES, check_loss_arguments, loss_parameters, min_batch_size
 from cvmnet_tf.models.backbones import BACKBONE_NAMES, INITS
 from cvmnet_tf.models.registry import MODEL_NAMES
 from cvmnet_tf.training.options import option, option_info
 
 __all__ = ["TrainConfig", "PRESETS", "PRESET_DATASET_VALUES", "LR_SCHEDULES", "make_config", "ARCHITECTURE_KEYS",
-           "LOSS_PARAMETERS", "DATASET_NAMES", "MODEL_NAMES", "UNIVERSITY1652_TASKS", "RUN_SETTING_KEYS", "MAX_SEED"]
+           "LOSS_PARAMETERS", "DATASET_NAMES", "MODEL_NAMES", "UNIVERSITY1652_TASKS", "RUN_SETTING_KEYS", "MAX_SEED",
+           "VIGOR_AREAS"]
 
 DATASET_NAMES = TRAINABLE_DATASETS
 #: Learning-rate schedules: "constant" (the released code's) or "cosine" (linear warm-up over
@@ -86,8 +88,10 @@ class TrainConfig:
     dropout_rate: float = option(0.2, "Dropout rate (released code 0.2, i.e. keep 0.8; paper 0.1).")
     hard_mining_from_epoch: int = option(0, "First epoch of the second stage (in-batch hard negatives); 0 = never.")
     hard_top_k: int = option(4, "Hard negatives kept per anchor in that stage.")
-    weights: str = option("imagenet", "Backbone initialisation: 'imagenet' (Keras download), 'none', or a local "
-                          "weights file.", alters_run=False)  # only the initial model (epoch 0) uses it
+    weights: str = option("imagenet", "Backbone initialisation: 'imagenet' (Keras download), 'none', a local Keras "
+                          "VGG16 weights file (.h5), or a released CVM-Net TF1 checkpoint (the released bundle's "
+                          "init model, e.g. .../init/CVM-Net-I/model.ckpt: its VGG_grd/VGG_sat VGG16 ImageNet "
+                          "weights are loaded).", alters_run=False)  # only the initial model (epoch 0) uses it
     satellite_size: tuple = option((512, 512), "Satellite input (height, width) in pixels.",
                                    flag="set by --image_size", architecture=True)
     ground_size: tuple = option((224, 1232), "Ground input (height, width) in pixels.",
@@ -140,6 +144,20 @@ class TrainConfig:
                        "evaluation.", choices=UNIVERSITY1652_TASKS)
     distractor_dir: Optional[str] = option(None, "Folder of extra satellite images (e.g. the 167,486 "
                                            "University-1652 distractor tiles) appended to the satellite gallery.")
+    vigor_area: str = option("same", "VIGOR split: 'same' (same-area: train and test on all four cities, the "
+                             "pool is every satellite image) or 'cross' (cross-area: train on NewYork + Seattle, "
+                             "test on SanFrancisco + Chicago).", choices=VIGOR_AREAS)
+    fov: float = option(360.0, "Horizontal field of view of the ground image in degrees, 0 < fov <= 360 (DSM / "
+                        "TransGeo: 360, 180, 90, 70): the panorama resized to the ground size is cropped to "
+                        "int(fov / 360 * width) columns, and the ground network takes that width. Panorama datasets "
+                        "(CVUSA, CVACT, VIGOR) only.", architecture=True)
+    random_orientation: bool = option(False, "Unknown orientation (DSM's protocol): the ground crop starts at a random "
+                                      "heading, a new one per epoch and pair in training and a fixed one per test "
+                                      "image in evaluation (--fov_test_seed); without it the crop starts at column "
+                                      "0. Panorama datasets only.")
+    fov_test_seed: int = option(2019, "Seed of the evaluation headings with --random_orientation: test image i gets "
+                                "the i-th draw of numpy.random.RandomState(seed), as DSM's test scripts "
+                                "(np.random.seed(2019)), so numbers are comparable run to run.")
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the offending option on a bad value (before any work)."""
@@ -278,6 +296,34 @@ class TrainConfig:
                                  "use it (for other datasets, python -m cvmnet_tf.evaluate / extract)")
         if self.distractor_dir is not None and self.task != "drone_to_satellite":
             raise ValueError("--distractor_dir extends the satellite gallery: it needs --task=drone_to_satellite")
+        self._validate_ground_crop(spec)
+
+    def _validate_ground_crop(self, spec) -> None:
+        from cvmnet_tf.data.fov import fov_width
+
+        fov = float(self.fov)
+        if not 0.0 < fov <= 360.0:
+            raise ValueError(f"--fov={self.fov}: the field of view must be in (0, 360] degrees")
+        if (fov < 360.0 or self.random_orientation) and not spec.panoramic:
+            from cvmnet_tf.data.registry import DATASETS
+            panoramic = ", ".join(s.title for s in DATASETS.values() if s.panoramic)
+            raise ValueError(f"--fov / --random_orientation crop 360-degree panoramas; {spec.title} ground images "
+                             f"are not panoramas (panorama datasets: {panoramic})")
+        width = fov_width(self.ground_size[1], fov) if self.ground_size[1] * fov / 360.0 >= 1 else 0
+        if width < 16:
+            raise ValueError(f"--fov={self.fov} of a {self.ground_size[1]}-pixel wide panorama leaves {width} "
+                             "columns; the ground network needs at least 16 (use a larger --image_size)")
+
+    @property
+    def ground_crop(self):
+        """The :class:`cvmnet_tf.data.fov.GroundCrop` of ``fov`` / ``random_orientation`` / ``fov_test_seed``."""
+        from cvmnet_tf.data.fov import GroundCrop
+        return GroundCrop.from_config(self)
+
+    @property
+    def network_ground_size(self) -> tuple:
+        """(H, W) of the ground network's input: ``ground_size`` with the width cut to the FoV."""
+        return self.ground_crop.network_size(self.ground_size)
 
     @property
     def validation_split(self) -> str:

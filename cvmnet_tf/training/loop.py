@@ -42,7 +42,7 @@ from cvmnet_tf.utils import atomic_io
 from cvmnet_tf.utils.test_hooks import pause_point
 from cvmnet_tf.utils.text import first_items
 
-__all__ = ["train", "setup", "run_epoch", "record_epoch", "TrainingRun", "EpochStats", "TrainResult",
+__all__ = ["train", "setup", "run_epoch", "record_epoch", "comparison_with_published", "TrainingRun", "EpochStats", "TrainResult",
            "NonFiniteLossError", "RunFolderError", "ExistingRunError", "SettingsChangedError", "prepare_data_dir",
            "write_synthetic_dataset", "evaluate_model", "chance_recall_at_top_percent", "changed_settings",
            "remove_leftovers", "learning_rate_schedule", "synthetic_data_dir", "SYNTHETIC_WORLD_VERSION"]
@@ -120,8 +120,31 @@ def train(config: TrainConfig) -> TrainResult:
     run = setup(config)
     for epoch in range(run.start_epoch, config.epochs + 1):
         record_epoch(run, epoch, run_epoch(run, epoch))
+    if run.history:
+        table = comparison_with_published(config, run.history[-1])
+        if table:
+            run.log(table)
     run.log(closing_lines(run))
     return TrainResult(history=run.history, output_dir=config.output_dir, last_checkpoint=run.last_checkpoint)
+
+
+def comparison_with_published(config: TrainConfig, record: dict) -> str:
+    """The published rows to compare a VIGOR or limited-FoV run with (Markdown, with the
+    chance levels and the tables still to fill in); "" for the other settings."""
+    from cvmnet_tf.evaluation import published
+
+    label = f"{config.model}, epoch {record['epoch']}"
+    if config.dataset == "vigor":
+        return published.vigor_comparison_table(record["metrics"], config.vigor_area, label=label)
+    crop = config.ground_crop
+    if crop.active and config.dataset in ("cvusa", "cvact"):
+        name = "cvusa" if config.dataset == "cvusa" else ("cvact_test" if config.validation_split == "test"
+                                                          else "cvact_val")
+        return published.fov_comparison_table(record["metrics"], name, crop.fov_deg,
+                                              "unknown" if crop.random_orientation else "known", label=label,
+                                              test_protocol=(f"fixed headings, seed {crop.test_seed}"
+                                                             if crop.random_orientation else "crops from column 0"))
+    return ""
 
 
 # ---------------------------------------------------------------------------------------- setup
@@ -165,10 +188,14 @@ def _load_splits(config: TrainConfig, data_dir: str):
 
     options = config.loader_arguments()
     train_split = cv_data.load_split(config.dataset, data_dir, "train", **options)
+    if hasattr(train_split, "as_pair_split"):  # VIGOR: (positive, panorama) pairs, overlap-free batches
+        train_split = train_split.as_pair_split()
     val_split = cv_data.load_split(config.dataset, data_dir, config.validation_split, **options)
     if config.max_eval_pairs and len(val_split) > config.max_eval_pairs:
         if isinstance(val_split, cv_data.RetrievalSplit):  # fewer queries, the whole gallery
             val_split = dataclasses.replace(val_split, query=val_split.query.subset(range(config.max_eval_pairs)))
+        elif hasattr(val_split, "subset_queries"):  # VIGOR: fewer panoramas, the whole satellite pool
+            val_split = val_split.subset_queries(range(config.max_eval_pairs))
         else:
             val_split = val_split.subset(range(config.max_eval_pairs))
     if len(train_split.satellite_paths) < config.batch_size:
@@ -195,8 +222,15 @@ def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
 def _build(config: TrainConfig, strategy, train_split):
     from cvmnet_tf import models as cv_models
 
+    from cvmnet_tf.inference import tf1
+
+    released_init = tf1.is_tf1_checkpoint(config.weights)
     with strategy.scope():
-        model = cv_models.build_model_from_config(config)
+        if released_init:  # the released bundle's init model: VGG16 ImageNet weights under VGG_grd/, VGG_sat/
+            model = cv_models.build_model_from_config(config, weights=None)
+            tf1.load_released_backbones(model, config.weights)
+        else:
+            model = cv_models.build_model_from_config(config)
         optimizer = keras.optimizers.Adam(learning_rate=learning_rate_schedule(config, _steps_per_epoch(
             config, train_split)), beta_1=0.9, beta_2=0.999)
         if config.mixed_precision:
@@ -272,7 +306,8 @@ def run_epoch(run: TrainingRun, epoch: int) -> EpochStats:
     _reset_seed_generators(run.model, epoch_seed)
     dataset, report = cv_data.make_pair_dataset(run.train_split, run.sizes, training=True,
                                                 batch_size=config.batch_size, shuffle=True, seed=epoch_seed,
-                                                return_report=True, augmentation=config.augmentation)
+                                                return_report=True, augmentation=config.augmentation,
+                                                ground_crop=config.ground_crop)
     if config.max_steps_per_epoch:
         dataset = dataset.take(config.max_steps_per_epoch)
     step_fn = run.step_fn(hard)
@@ -371,7 +406,8 @@ def record_epoch(run: TrainingRun, epoch: int, stats: EpochStats) -> dict:
             tf.summary.scalar("train/loss", record["loss"], step=epoch)
             tf.summary.scalar("train/pairs_per_second", record["pairs_per_second"], step=epoch)
             for key, value in metrics.items():
-                tf.summary.scalar(f"val/{key}", value, step=epoch)
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    tf.summary.scalar(f"val/{key}", value, step=epoch)
         run.writer.flush()
     run.log(_epoch_line(epoch, record, metrics))
     if warning:
@@ -390,6 +426,10 @@ def _epoch_line(epoch, record, metrics) -> str:
     return (f"Epoch {epoch}: loss {record['loss']:.4f}, "
             + ", ".join(figure(k) for k in metrics if k.startswith("recall"))
             + (f", AP {100 * metrics['AP']:.2f}%" if "AP" in metrics else "")
+            + (f", hit rate {100 * metrics['hit_rate']:.2f}% (chance {100 * metrics['chance/hit_rate']:.2f}%)"
+               if "hit_rate" in metrics else "")
+            + (f", mean error {metrics['meter/mean_error_m']:.1f} m (a random tile: "
+               f"{metrics['chance/mean_error_m']:.1f} m)" if "meter/mean_error_m" in metrics else "")
             + (f", median rank {100 * metrics['median_rank_fraction']:.1f}% of the database (random: 50%)"
                if "median_rank_fraction" in metrics else "")
             + f" ({record['pairs_per_second']:.1f} pairs/s); chance: recall@1 {100 * metrics['chance_recall@1']:.2f}%, "
@@ -415,10 +455,14 @@ def closing_lines(run: TrainingRun) -> str:
     else:
         evaluate = f"python -m cvmnet_tf.evaluate --query {out}_ground.npy --database {out}_satellite.npy"
     export = os.path.join(config.output_dir, "export", config.model)
+    offline = f"evaluate it offline:     {extract} && {evaluate}"
+    if hasattr(run.val_split, "as_pair_split"):   # VIGOR: a satellite pool, evaluated by the training run only
+        offline = (f"its VIGOR metrics:       {ckpt.result_paths(config.output_dir, config.model)['metrics']} "
+                   "(one line per epoch; cvmnet-extract does not take VIGOR's pool)")
     return (f"Done: epoch {done['epoch'] if done else run.start_epoch - 1} of {config.epochs}; final checkpoint "
             f"{final}{figure}\n"
             f"Next: export it for serving:   python -m cvmnet_tf.export --checkpoint {final} --output {export}\n"
-            f"      evaluate it offline:     {extract} && {evaluate}")
+            f"      {offline}")
 
 
 # ---------------------------------------------------------------------------------------- data

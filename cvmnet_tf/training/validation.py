@@ -1,11 +1,11 @@
-"""The per-epoch validation of the training loop: recall (and geo-recall / AP) on a split,
+"""The per-epoch validation of the training loop: recall (and geo-recall / AP / VIGOR's metrics) on a split,
 with the figures under both tie rules and the images that could not be read."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["validate_split", "evaluate_model", "evaluate_labelled_model", "chance_recall_at_top_percent",
+__all__ = ["validate_split", "evaluate_model", "evaluate_labelled_model", "evaluate_vigor_model", "chance_recall_at_top_percent",
            "chance_recall_at_k"]
 
 
@@ -18,16 +18,22 @@ def validate_split(model, split, sizes, config):
     labelled :class:`~cvmnet_tf.data.RetrievalSplit` (University-1652): recall@K and AP
     (:func:`evaluate_labelled_model`). skipped: the split's unreadable images
     (:class:`~cvmnet_tf.data.DroppedItem`: index, path, reason), left out of the metrics.
+    A :class:`~cvmnet_tf.data.vigor.VigorSplit`: VIGOR's metrics (:func:`evaluate_vigor_model`).
+    Ground panoramas get the run's ground crop (``config.ground_crop``: limited FoV /
+    unknown orientation at the fixed-seed test headings).
     """
     from cvmnet_tf import data as cv_data
     from cvmnet_tf import evaluation
+    from cvmnet_tf.data.vigor import VigorSplit
     from cvmnet_tf.inference.descriptors import pair_descriptors
 
     if isinstance(split, cv_data.RetrievalSplit):
         return _labelled(model, split, sizes, config)
+    if isinstance(split, VigorSplit):
+        return _vigor(model, split, sizes, config)
 
     dataset, report = cv_data.make_pair_dataset(split, sizes, training=False, batch_size=max(config.batch_size, 32),
-                                                return_report=True)
+                                                return_report=True, ground_crop=getattr(config, "ground_crop", None))
     sat, grd, index = pair_descriptors(model, dataset)
     report.observe(index)
     skipped = report.end_epoch(log_result=False).skipped
@@ -110,6 +116,32 @@ def chance_recall_at_k(true_matches, num_database: int, k: int) -> float:
     for i in range(min(k, n)):   # prod_{i<K} (N - m - i) / (N - i)
         miss *= np.clip((n - m - i) / (n - i), 0.0, 1.0)
     return float(np.mean(1.0 - miss))
+
+
+def _vigor(model, split, sizes, config):
+    from cvmnet_tf.data.splits import DroppedItem
+    from cvmnet_tf.evaluation.vigor_metrics import evaluate_vigor
+    from cvmnet_tf.inference.descriptors import vigor_descriptors
+
+    out = vigor_descriptors(model, split, sizes, max(config.batch_size, 32), getattr(config, "ground_crop", None))
+    kept = out["split"]
+    metrics = evaluate_vigor(out["ground"], out["satellite"], kept.positive_index, kept.semi_positive_index,
+                             query_latlon=kept.panorama_latlon, satellite_latlon=kept.satellite_latlon,
+                             metres_per_pixel=kept.metres_per_pixel)
+    # the training loop's chance keys (one positive per query: K / N)
+    metrics["chance_recall@1"] = metrics["chance/recall@1"]
+    metrics["chance_recall@1%"] = metrics["chance/recall@1%"]
+    return metrics, [DroppedItem(i, path, "unreadable image") for i, path in out["skipped"]]
+
+
+def evaluate_vigor_model(model, split, sizes, config) -> dict:
+    """VIGOR's metrics of ``model`` on a :class:`~cvmnet_tf.data.vigor.VigorSplit`: every
+    panorama against the whole satellite pool (:func:`cvmnet_tf.inference.descriptors.vigor_descriptors`,
+    then :func:`cvmnet_tf.evaluation.vigor_metrics.evaluate_vigor`: recall@1/5/10/1% with
+    the positive only, hit rate, metre-level error of the top-1 tile's centre, chance
+    levels), in blocks of bounded memory; unreadable images are left out (and returned by
+    :func:`validate_split`)."""
+    return _vigor(model, split, sizes, config)[0]
 
 
 def chance_recall_at_top_percent(num_database: int, percent: float = 1.0) -> float:

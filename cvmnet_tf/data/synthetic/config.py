@@ -11,7 +11,7 @@ import numpy as np
 __all__ = ["WorldConfig", "GROUND_SUNS", "Pair", "STREAMS", "SPLIT_STREAMS", "seed_sequence", "region_origin"]
 
 #: Seed stream of each writer (a new writer takes the next free number).
-STREAMS = {"cvusa": 1, "cvact": 2, "vohays": 3, "map": 4, "university1652": 5}
+STREAMS = {"cvusa": 1, "cvact": 2, "vohays": 3, "map": 4, "university1652": 5, "vigor": 6}
 #: Seed stream of each split inside a writer.
 SPLIT_STREAMS = {"train": 0, "val": 1, "test": 2}
 
