@@ -98,6 +98,11 @@ def test_build_search_and_refuse_another_model(world):
         np.testing.assert_allclose([q["top_k"][0]["easting"], q["top_k"][0]["northing"]], centres[top[0]], atol=1e-6)
         # truth given as lat/lon, converted by pyproj into the index's UTM zone: metres error of the best tile
         assert q["error_m"] == pytest.approx(np.hypot(*(centres[top[0]] - truth[names[j]])), abs=1e-3)
+    # the summary's chance level: the mean distance from each truth to every tile centre
+    chance = np.mean([np.mean(np.hypot(*(centres - np.asarray(truth[n])).T)) for n in names])
+    assert doc["summary"]["chance_mean_error_m"] == pytest.approx(chance, abs=1e-3)
+    assert doc["summary"]["num_distinct_best_tiles"] == len({q["top_k"][0]["tile_index"] for q in doc["queries"]})
+    assert "(a random tile: " in proc.stdout
     reports = sorted(p for p in os.listdir(out_dir) if p.endswith(".png"))
     assert len(reports) == 3
     with Image.open(out_dir / reports[0]) as im:

@@ -74,6 +74,9 @@ def test_training_batches_are_overlap_free(synthetic_vigor):
     random_overlaps = sum(len(np.unique(r := pairs.covers[rng.choice(len(pairs), 8, replace=False)].ravel())) < len(r)
                           for _ in range(20))
     assert random_overlaps >= 10
+    # a batch larger than any overlap-free set of this split: one clear error, not an empty epoch
+    with pytest.raises(ValueError, match="no overlap-free batch of 64 can be formed from its 64 pairs"):
+        cv_data.make_pair_dataset(pairs, cv_data.ImageSizes((32, 32), (16, 32)), training=True, batch_size=64, seed=5)
 
 
 def _vigor_reference(grd, sat, pos, semi, q_latlon, s_latlon):

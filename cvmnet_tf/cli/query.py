@@ -97,21 +97,6 @@ def _encoder(f):
     return enc
 
 
-def _default_tile_m(map_path: str):
-    """A map folder's ``map.json`` ``tile_extent_m``, else the synthetic world's tile side
-    (100 m); None for any other map (the user's tiles must say their size)."""
-    import json
-
-    from cvmnet_tf.evaluation.geomap import DEFAULT_TILE_M
-
-    meta = os.path.join(map_path, "map.json") if os.path.isdir(map_path) else None
-    if meta and os.path.isfile(meta):
-        with open(meta, encoding="utf-8") as fh:
-            value = json.load(fh).get("tile_extent_m")
-        return float(value) if isinstance(value, (int, float)) and value > 0 else DEFAULT_TILE_M
-    return None
-
-
 def _build() -> int:
     from absl import flags
 
@@ -128,13 +113,14 @@ def _build() -> int:
         raise UsageError("--tile_m / --stride_m tile a --map; a --tiles CSV lists its tiles already")
     tile_m = f.tile_m
     if f.map:
-        tile_m = tile_m if tile_m is not None else _default_tile_m(f.map)
+        tile_m = tile_m if tile_m is not None else georef.default_tile_m(f.map)
         if tile_m is None:
             raise UsageError("is required for this map (its tiles' side in metres)", "tile_m")
         if f.stride_m is None:
             raise UsageError("is required with --map (distance between tile centres in metres)", "stride_m")
-        if tile_m <= 0 or f.stride_m <= 0:
-            raise UsageError("--tile_m and --stride_m must be positive metres")
+        for flag, value in (("tile_m", tile_m), ("stride_m", f.stride_m)):
+            if not value > 0:
+                raise UsageError("must be a positive number of metres", flag, value)
     if os.path.exists(f.output) and not f.overwrite:
         raise UsageError("exists; pass --overwrite to rebuild it", "output", f.output)
     if not f.output.endswith(".npz"):
@@ -180,11 +166,7 @@ def _search() -> int:
 
 
 def _print_results(out: dict) -> None:
-    import json
-
-    with open(out["json"], encoding="utf-8") as fh:
-        doc = json.load(fh)
-    for q in doc["queries"]:
+    for q in out["queries"]:
         best = q["top_k"][0]
         where = (f"lat {best['lat']:.6f}, lon {best['lon']:.6f}" if best["lat"] is not None
                  else f"E {best['easting']:.1f}, N {best['northing']:.1f}")
@@ -192,9 +174,11 @@ def _print_results(out: dict) -> None:
         print(f"{os.path.basename(q['query'])}: tile {os.path.basename(best['tile'])} at {where} "
               f"(similarity {best['similarity']:.4f}{err})")
     s = out["summary"]
-    line = f"{s['num_queries']} queries, {s['num_skipped']} skipped, {s['num_tiles']} tiles"
+    line = (f"{s['num_queries']} queries, {s['num_skipped']} skipped, {s['num_tiles']} tiles, "
+            f"{s['num_distinct_best_tiles']} distinct best tiles")
     if "mean_error_m" in s:
-        line += f"; mean error {s['mean_error_m']:.1f} m, median {s['median_error_m']:.1f} m"
+        line += (f"; mean error {s['mean_error_m']:.1f} m, median {s['median_error_m']:.1f} m "
+                 f"(a random tile: {s['chance_mean_error_m']:.1f} m on average)")
     print(line)
     for p in [out["csv"], out["json"], *out["reports"]]:
         print("  " + p)

@@ -438,6 +438,11 @@ def make_pair_dataset(split: PairSplit, sizes: ImageSizes | None = None, *, trai
             raise ValueError(
                 f"split {split.name!r}: class-unique batches of {batch_size} need at least "
                 f"{batch_size} distinct labels, the split has {num_labels}; lower batch_size")
+    if order_fn is not None and split.labels is None and len(order_fn(0 if seed is None else seed)) == 0:
+        raise ValueError(
+            f"split {split.name!r} ({split.source}): no overlap-free batch of {batch_size} can be formed "
+            f"from its {len(split)} pairs (no two panoramas of a batch may share a positive or semi-positive "
+            "reference image); lower --batch_size or use more spread-out data")
     sat_paths = tf.constant(split.satellite_paths)
     grd_paths = tf.constant(split.ground_paths)
     dataset, s_size, g_size = split.dataset, sizes.satellite, sizes.ground

@@ -27,7 +27,7 @@ load when a function needs them).
 from cvmnet_tf.georef.coords import GeoExtraMissing, latlon_to_xy, require_geo, utm_crs, xy_to_latlon
 from cvmnet_tf.georef.index import (IndexMismatchError, TileIndex, build_index, build_map_index, build_tile_index,
                                     encoder_preprocessing, load_index)
-from cvmnet_tf.georef.maps import GeoRaster, read_geotiff, read_image_with_sidecar, read_map
+from cvmnet_tf.georef.maps import GeoRaster, default_tile_m, read_geotiff, read_image_with_sidecar, read_map
 from cvmnet_tf.georef.report import plot_query_report
 from cvmnet_tf.georef.search import (QueryResult, list_query_images, query_index_files, run_queries, top_k_search,
                                      write_results)
@@ -35,7 +35,7 @@ from cvmnet_tf.georef.tables import LocatedImages, read_located_csv
 
 __all__ = [
     "GeoExtraMissing", "GeoRaster", "IndexMismatchError", "LocatedImages", "QueryResult", "TileIndex", "build_index",
-    "build_map_index", "build_tile_index", "encoder_preprocessing", "latlon_to_xy",
+    "build_map_index", "build_tile_index", "default_tile_m", "encoder_preprocessing", "latlon_to_xy",
     "list_query_images", "load_index", "plot_query_report", "query_index_files", "read_geotiff",
     "read_image_with_sidecar", "read_located_csv", "read_map", "require_geo", "run_queries", "top_k_search", "utm_crs",
     "write_results", "xy_to_latlon",

@@ -228,6 +228,17 @@ def read_map_folder(folder: str, crs: Optional[str] = None) -> GeoRaster:
     return GeoRaster(image, m, x0, y0, crs or json_crs, source=image_file)
 
 
+def default_tile_m(path: str) -> Optional[float]:
+    """The tile side (metres) a map implies: a map folder's ``map.json`` ``tile_extent_m``,
+    else the synthetic world's (:data:`cvmnet_tf.evaluation.geomap.DEFAULT_TILE_M`, 100 m);
+    None for any other map (a user's map must say its tiles' size)."""
+    meta_file = os.path.join(path, "map.json") if os.path.isdir(path) else None
+    if meta_file is None or not os.path.isfile(meta_file):
+        return None
+    value = _load_json(meta_file).get("tile_extent_m")
+    return float(value) if isinstance(value, (int, float)) and value > 0 else geomap.DEFAULT_TILE_M
+
+
 def read_map(path: str, crs: Optional[str] = None) -> GeoRaster:
     """Any supported map (module docstring). ``crs`` overrides/sets the CRS of a plain
     image (ignored for a GeoTIFF, which carries its own)."""

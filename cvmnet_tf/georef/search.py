@@ -152,7 +152,8 @@ def result_rows(index: TileIndex, result: QueryResult) -> List[dict]:
 
 
 def write_results(index: TileIndex, results: Sequence[QueryResult], skipped, output_dir: str) -> dict:
-    """Write ``results.csv`` and ``results.json`` (module docstring); returns their paths."""
+    """Write ``results.csv`` and ``results.json`` (module docstring); returns their paths
+    (``csv``, ``json``), the ``summary`` and the per-query ``queries`` (as in the JSON)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["query", "rank", "tile", "similarity", "easting", "northing", "lat", "lon", "true_easting",
@@ -168,10 +169,14 @@ def write_results(index: TileIndex, results: Sequence[QueryResult], skipped, out
         queries.append({"query": r.path, "top_k": rows, "true_easting": tx, "true_northing": ty,
                         "error_m": rows[0]["distance_to_truth_m"]})
     errors = [q["error_m"] for q in queries if q["error_m"] is not None]
-    summary = {"num_queries": len(queries), "num_skipped": len(skipped), "num_tiles": index.num_tiles}
+    summary = {"num_queries": len(queries), "num_skipped": len(skipped), "num_tiles": index.num_tiles,
+               "num_distinct_best_tiles": len({q["top_k"][0]["tile_index"] for q in queries})}
     if errors:
+        # what a random tile gives: the mean distance from the truth to every tile centre
+        chance = [float(np.mean(np.hypot(index.xy[:, 0] - r.true_xy[0], index.xy[:, 1] - r.true_xy[1])))
+                  for r in results if r.true_xy is not None]
         summary.update(mean_error_m=float(np.mean(errors)), median_error_m=float(np.median(errors)),
-                       num_with_truth=len(errors))
+                       num_with_truth=len(errors), chance_mean_error_m=float(np.mean(chance)))
     doc = {"index": os.path.abspath(index.path), "kind": index.kind, "crs": index.crs,
            "model_fingerprint": index.meta["model_fingerprint"], "preprocessing": index.meta["preprocessing"],
            "similarity": "dot product; ranked by decreasing similarity, ties by tile row",
@@ -183,7 +188,7 @@ def write_results(index: TileIndex, results: Sequence[QueryResult], skipped, out
             f.write(buf.getvalue())
         with open(tmp["json"], "w", encoding="utf-8") as f:
             json.dump(doc, f, indent=1)
-    return dict(paths, summary=summary)
+    return dict(paths, summary=summary, queries=queries)
 
 
 def query_index_files(index_path: str, encoder, queries: str, output_dir: str, *, model_fingerprint: str,
@@ -194,7 +199,8 @@ def query_index_files(index_path: str, encoder, queries: str, output_dir: str, *
     another model), encode ``queries`` (a file or folder), write CSV/JSON and one PNG
     report per query (up to ``max_reports``). ``truth_csv`` (optional): true positions
     (:mod:`cvmnet_tf.georef.tables` columns; ``crs`` for its easting/northing, default the
-    index CRS). Returns the written paths and the summary."""
+    index CRS). Returns the written paths (``csv``, ``json``, ``reports``), the
+    ``summary`` and the per-query results (``queries``)."""
     index = load_index(index_path, model_fingerprint, preprocessing)
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise ValueError(f"output folder {output_dir!r} exists and is not a folder")

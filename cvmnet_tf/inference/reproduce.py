@@ -76,6 +76,7 @@ def reproduce_released(released_model: str, data_dir: str, output_dir: str, *, m
     released one; others only for quick checks), ``max_pairs``: first N pairs only (0: all)."""
     from cvmnet_tf.data.registry import image_sizes
     from cvmnet_tf.evaluation import comparison_table, evaluate_retrieval
+    from cvmnet_tf.evaluation.metrics import top_percent_k
     from cvmnet_tf.inference import tf1
     from cvmnet_tf.inference.descriptors import extract_descriptors, output_paths, write_descriptors
 
@@ -99,8 +100,11 @@ def reproduce_released(released_model: str, data_dir: str, output_dir: str, *, m
     label = f"released {os.path.basename(os.path.dirname(prefix)) or prefix} checkpoint, converted"
     table = comparison_table(metrics, model=name, dataset="cvusa", backbone="vgg16",
                              loss="weighted_soft_margin_triplet", label=label)
+    num_pairs = len(result["satellite"])
+    chance = top_percent_k(num_pairs) / num_pairs   # a random ranking's recall@1%
     note = (f"\nPaper Table 1 (CVUSA, recall@1%): {PAPER_RECALL_AT_1_PERCENT[name]} %; this evaluation: "
-            f"{100 * metrics['recall@1%']:.2f} % on {len(result['ground'])} pairs of {split} "
+            f"{100 * metrics['recall@1%']:.2f} % (a random ranking: {100 * chance:.2f} %) on "
+            f"{len(result['ground'])} pairs of {split} "
             f"({len(result['skipped'])} skipped), inputs {satellite_size[0]}x{satellite_size[1]} / "
             f"{ground_size[0]}x{ground_size[1]}.\n")
     atomic_io.write_json(files["metrics"], dict(metrics, checkpoint=os.path.abspath(prefix), model=name,
