@@ -252,8 +252,7 @@ class TrainConfig:
             raise ValueError(f"--width={self.width}: must be positive")
         if self.polar_satellite and self.satellite_size[0] != self.satellite_size[1]:
             raise ValueError(f"--polar_satellite needs a square satellite image, got {self.satellite_size}")
-        if self.augmentation == "aligned" and get_dataset(self.dataset).ground_rule not in ("panorama",
-                                                                                            "central_rows"):
+        if self.augmentation == "aligned" and not get_dataset(self.dataset).panoramic:
             raise ValueError(f"--augmentation=aligned turns a north-aligned panorama with its tile; "
                              f"{get_dataset(self.dataset).title} has no panoramas (use released or none)")
         if self.augmentation == "aligned" and self.ground_size[1] % 4:
@@ -387,6 +386,10 @@ PRESET_DATASET_VALUES: dict[tuple, dict[str, Any]] = {
     ("cpu_demo", "university1652"): {"polar_satellite": False, "augmentation": "released",
                                      "learning_rate": 3e-4, "synthetic_train_pairs": 8000},
     ("cpu_demo", "vohays"): {"polar_satellite": False, "augmentation": "released"},
+    # VIGOR: the panorama lies anywhere in the positive tile's central quarter, not at its
+    # centre (VIGOR's point against the polar transform); its panoramas are north-aligned, so
+    # the aligned augmentation (tile and panorama turned together about the tile centre) holds
+    ("cpu_demo", "vigor"): {"polar_satellite": False},
 }
 for (_preset, _dataset), _values in PRESET_DATASET_VALUES.items():
     assert set(_values) <= set(PRESETS[_preset]), (_preset, _dataset, sorted(set(_values) - set(PRESETS[_preset])))
