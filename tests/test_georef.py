@@ -1,5 +1,6 @@
 """Query-your-own-images library (cvmnet_tf.georef): maps, CRSs, tables, index, search, reports."""
 import csv
+import importlib.util
 import json
 import os
 import sys
@@ -10,6 +11,10 @@ from PIL import Image
 
 from cvmnet_tf.data.synthetic import write_map
 from cvmnet_tf.georef import coords, index as index_lib, maps, search, tables
+
+# pyproj is in the optional [geo] extra (.ci/run installs it; `pip install -e ".[test]"` alone does not)
+needs_pyproj = pytest.mark.skipif(importlib.util.find_spec("pyproj") is None,
+                                  reason="needs pyproj: pip install -e '.[geo]'")
 
 EPS32 = np.finfo(np.float32).eps
 TILE_M, STRIDE_M = 40.0, 20.0
@@ -63,6 +68,7 @@ def write_queries_at(root, raster, points_xy, size_px):
 
 
 # ----------------------------------------------------------------------- maps and CRSs
+@needs_pyproj
 def test_map_folder_json_bounds_and_world_file_agree(synthetic_map, tmp_path):
     folder, info = synthetic_map
     r = maps.read_map(folder)
@@ -87,6 +93,7 @@ def test_map_folder_json_bounds_and_world_file_agree(synthetic_map, tmp_path):
     assert grid.cols == (w - 80) // 40 + 1 and grid.rows == (h - 80) // 40 + 1
 
 
+@needs_pyproj
 def test_map_errors_are_one_line(tmp_path):
     img = str(tmp_path / "m.png")
     Image.fromarray(np.zeros((10, 20, 3), np.uint8)).save(img)
@@ -105,6 +112,7 @@ def test_map_errors_are_one_line(tmp_path):
         maps.read_map(img, crs=UTM48).tile_grid(30, 5)
 
 
+@needs_pyproj
 def test_crs_conversions_and_utm_zones():
     assert coords.utm_crs(1.29, 103.85) == "EPSG:32648"
     assert coords.utm_crs(41.88, -87.63) == "EPSG:32616"
@@ -150,6 +158,7 @@ def test_missing_geo_extra_is_a_one_line_error(monkeypatch, tmp_path):
         coords._transformer.cache_clear()
 
 
+@needs_pyproj
 def test_tables_latlon_easting_and_errors(tmp_path):
     import pyproj
 
@@ -323,6 +332,7 @@ def test_real_model_end_to_end_on_the_synthetic_map(synthetic_map, tmp_path):
                                  preprocessing=prep)
 
 
+@needs_pyproj
 def test_geotiff_and_tile_folder_databases_with_latlon(synthetic_map, tmp_path):
     rasterio = pytest.importorskip("rasterio")
     from rasterio.transform import Affine

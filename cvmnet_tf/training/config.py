@@ -189,8 +189,11 @@ class TrainConfig:
             raise ValueError(f"--data_dir={self.data_dir!r} exists and is not a folder")
         weights = str(self.weights)
         if weights not in ("imagenet", "none") and not os.path.isfile(weights):
-            raise ValueError(f"--weights={weights!r}: no such file (use 'imagenet', 'none' or a local weights "
-                             "file)")
+            from cvmnet_tf.inference.tf1 import is_tf1_checkpoint
+
+            if not is_tf1_checkpoint(weights):
+                raise ValueError(f"--weights={weights!r}: no such file or TF1 checkpoint (use 'imagenet', 'none', "
+                                 "a local weights file or a released TF1 checkpoint prefix)")
 
     def _validate_choices(self) -> None:
         for field in dataclasses.fields(self):
