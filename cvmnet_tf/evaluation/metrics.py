@@ -27,16 +27,34 @@ comparison uses, so an item is never counted as closer than itself. Note that
 BLAS results depend (at the 1e-7 level) on the block shape: two similarities
 within float32 rounding of each other may compare differently for different
 ``block_size`` values; exact ties are always handled by the strict rule.
+
+Device (``device=`` of :func:`scan_ranks`, :func:`compute_ranks`, :func:`retrieval_ranks`,
+:func:`evaluate_retrieval`; :data:`RETRIEVAL_DEVICES`): "cpu" runs the blocks with
+NumPy/BLAS; "tf" / "jax" run the same blocked products and counts with TensorFlow / JAX on
+its first GPU (else its CPU): the database stays on the device, each block of
+``block_size`` query rows is one float32 product there (TF32 off, JAX precision HIGHEST),
+the counts against the same thresholds (the true-match similarity read from the same
+block, the tie tolerance of :func:`tie_tolerance`) come back as integers, so the outputs
+are those of the NumPy path up to the 1e-7 reordering of the dot products (identical ranks
+when no two similarities are within float32 rounding; exact ties follow the same rule).
+Device memory: the database plus about 2.5x one block of similarities. "auto" (the default)
+uses "tf" or "jax" when that framework is already imported and sees a GPU, else "cpu".
+:func:`benchmark_retrieval` times it (``benchmarks/gpu_benchmark.py``).
 """
 from __future__ import annotations
 
 import dataclasses
+import sys
+import time
 from typing import Dict, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 
 __all__ = [
     "TOP_PERCENT_RULES",
+    "RETRIEVAL_DEVICES",
+    "retrieval_device",
+    "benchmark_retrieval",
     "RankResult",
     "check_descriptors",
     "check_descriptor_pair",
@@ -78,6 +96,9 @@ TIE_ULPS = 4.0
 #: tie_warning() speaks when a recall differs by at least this (a fraction) between the
 #: released tie rule and ties counted against the query.
 TIE_WARNING_GAP = 0.01
+
+#: Where the blocked scan runs (module docstring).
+RETRIEVAL_DEVICES = ("auto", "cpu", "tf", "jax")
 
 GROUND_TO_SATELLITE = "ground_to_satellite"
 SATELLITE_TO_GROUND = "satellite_to_ground"
@@ -251,7 +272,7 @@ def similarity_blocks(query: np.ndarray, database: np.ndarray, block_size: int):
 
 def scan_ranks(query: np.ndarray, database: np.ndarray, *, true_index=None, block_size=None,
                satellite_to_ground: bool = False, near=None, want_best: bool = False,
-               split_distractors: bool = True, pessimistic: bool = True) -> RankResult:
+               split_distractors: bool = True, pessimistic: bool = True, device: str = "auto") -> RankResult:
     """Every rank of :class:`RankResult` from ONE blocked pass over the (Nq, Ndb) similarity
     matrix; inputs already checked (:func:`check_descriptor_pair`).
 
@@ -259,10 +280,16 @@ def scan_ranks(query: np.ndarray, database: np.ndarray, *, true_index=None, bloc
     ``near``: optional (indptr (Nq+1,), indices) CSR lists of database rows within the geo
     threshold of each query; ``want_best``: also the most similar row per query;
     ``split_distractors``: also the ranks over the first Nq database rows only;
-    ``pessimistic``: also the ranks with ties counted against the query (same blocks).
+    ``pessimistic``: also the ranks with ties counted against the query (same blocks);
+    ``device``: one of :data:`RETRIEVAL_DEVICES` (module docstring).
     """
     nq, ndb = query.shape[0], database.shape[0]
     b = resolve_block_size(block_size, nq, ndb)
+    where = retrieval_device(device)
+    if where != "cpu":
+        return _scan_ranks_on_device(_DEVICE_OPS[where](), query, database, b, true_index=true_index,
+                                     satellite_to_ground=satellite_to_ground, near=near, want_best=want_best,
+                                     split_distractors=split_distractors, pessimistic=pessimistic)
     ranks = np.empty(nq, np.int64)
     ranks_true_only = np.empty(nq, np.int64) if (split_distractors and true_index is None and ndb > nq) else None
     tol = tie_tolerance(query, database) if pessimistic else None
@@ -332,9 +359,247 @@ def scan_ranks(query: np.ndarray, database: np.ndarray, *, true_index=None, bloc
 
 
 # --------------------------------------------------------------------------
+# The same blocks on an accelerator (TensorFlow or JAX)
+# --------------------------------------------------------------------------
+def _sees_gpu(framework: str) -> bool:
+    try:
+        if framework == "tf":
+            return bool(sys.modules["tensorflow"].config.list_physical_devices("GPU"))
+        import jax
+        return any(d.platform == "gpu" for d in jax.devices())
+    except Exception:  # noqa: BLE001 - no backend / driver: no GPU
+        return False
+
+
+def retrieval_device(device: str = "auto", import_frameworks: bool = False) -> str:
+    """The device ``device`` means: "cpu", "tf" or "jax" (:data:`RETRIEVAL_DEVICES`).
+
+    "auto": "tf" when TensorFlow is imported and sees a GPU, else "jax" when JAX is imported
+    and sees one, else "cpu" (``import_frameworks``: import them to look, as the GPU
+    benchmark does). "tf" / "jax" are used as asked (on the framework's CPU without a GPU);
+    ValueError when unknown or not installed."""
+    if device not in RETRIEVAL_DEVICES:
+        raise ValueError(f"device={device!r} is unknown; choose one of {', '.join(RETRIEVAL_DEVICES)}")
+    if device in ("tf", "jax"):
+        module = "tensorflow" if device == "tf" else "jax"
+        try:
+            __import__(module)
+        except ImportError:
+            raise ValueError(f"device={device!r}: {module} is not installed") from None
+        return device
+    if device == "cpu":
+        return "cpu"
+    for framework, module in (("tf", "tensorflow"), ("jax", "jax")):
+        if module not in sys.modules and import_frameworks:
+            try:
+                __import__(module)
+            except ImportError:
+                continue
+        if module in sys.modules and _sees_gpu(framework):
+            return framework
+    return "cpu"
+
+
+class _TFOps:
+    """Block operations with TensorFlow on its first GPU (else CPU); results come back as NumPy."""
+
+    name = "tf"
+
+    def __init__(self):
+        import tensorflow as tf
+
+        self.tf = tf
+        self.device = "/GPU:0" if tf.config.list_physical_devices("GPU") else "/CPU:0"
+        self.label = f"tensorflow {self.device}"
+
+    def __enter__(self):  # float32 products: no TF32 on Ampere/Hopper while the scan runs
+        self._tf32 = self.tf.config.experimental.tensor_float_32_execution_enabled()
+        self.tf.config.experimental.enable_tensor_float_32_execution(False)
+        self._scope = self.tf.device(self.device)
+        self._scope.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._scope.__exit__(*exc)
+        self.tf.config.experimental.enable_tensor_float_32_execution(self._tf32)
+
+    def put(self, x):
+        return self.tf.constant(x)
+
+    def similarities(self, q, db):
+        return self.tf.matmul(self.put(q), db, transpose_b=True)
+
+    def pick(self, s, rows, cols):
+        return self.tf.gather_nd(s, np.stack([rows, cols], axis=1)).numpy()
+
+    def count_rows(self, s, thresholds, lo, hi, strict=True):
+        part = s if (lo, hi) == (0, s.shape[1]) else s[:, lo:hi]
+        thr = self.put(np.asarray(thresholds, np.float32)[:, None])
+        hits = self.tf.greater(part, thr) if strict else self.tf.greater_equal(part, thr)
+        return self.tf.reduce_sum(self.tf.cast(hits, self.tf.int32), axis=1).numpy().astype(np.int64)
+
+    def count_cols(self, s, thresholds, hi):
+        hits = self.tf.greater(s[:, :hi], self.put(np.asarray(thresholds, np.float32)[None, :]))
+        return self.tf.reduce_sum(self.tf.cast(hits, self.tf.int32), axis=0).numpy().astype(np.int64)
+
+    def first_argmax(self, s):
+        tf = self.tf
+        top = tf.reduce_max(s, axis=1, keepdims=True)
+        cols = tf.range(s.shape[1], dtype=tf.int32)[None, :]
+        return tf.reduce_min(tf.where(tf.equal(s, top), cols, s.shape[1]), axis=1).numpy().astype(np.int64)
+
+
+class _JaxOps:
+    """Block operations with JAX on its default device (a GPU when there is one)."""
+
+    name = "jax"
+
+    def __init__(self):
+        import jax
+        import jax.numpy as jnp
+
+        self.jax, self.jnp = jax, jnp
+        self.device = jax.devices()[0]
+        self.label = f"jax {self.device.platform}:{self.device.id}"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def put(self, x):
+        return self.jax.device_put(np.asarray(x), self.device)
+
+    def similarities(self, q, db):
+        # q @ db.T without materialising the transpose; HIGHEST: float32, not TF32 / bf16 passes
+        return self.jax.lax.dot_general(self.put(q), db, (((1,), (1,)), ((), ())),
+                                        precision=self.jax.lax.Precision.HIGHEST)
+
+    def pick(self, s, rows, cols):
+        return np.asarray(s[self.put(rows), self.put(cols)])
+
+    def count_rows(self, s, thresholds, lo, hi, strict=True):
+        part = s if (lo, hi) == (0, s.shape[1]) else s[:, lo:hi]
+        thr = self.put(np.asarray(thresholds, np.float32)[:, None])
+        hits = part > thr if strict else part >= thr
+        return np.asarray(self.jnp.sum(hits, axis=1, dtype=self.jnp.int32)).astype(np.int64)
+
+    def count_cols(self, s, thresholds, hi):
+        hits = s[:, :hi] > self.put(np.asarray(thresholds, np.float32)[None, :])
+        return np.asarray(self.jnp.sum(hits, axis=0, dtype=self.jnp.int32)).astype(np.int64)
+
+    def first_argmax(self, s):
+        return np.asarray(self.jnp.argmax(s, axis=1)).astype(np.int64)  # the first maximum, as NumPy
+
+
+_DEVICE_OPS = {"tf": _TFOps, "jax": _JaxOps}
+
+
+def _scan_ranks_on_device(ops, query, database, b, *, true_index, satellite_to_ground, near, want_best,
+                          split_distractors, pessimistic) -> RankResult:
+    """:func:`scan_ranks` with the similarity blocks and their counts on ``ops``' device; every
+    threshold is computed on the host exactly as the NumPy path does (same float32 values)."""
+    nq, ndb = query.shape[0], database.shape[0]
+    split = split_distractors and true_index is None and ndb > nq
+    tol = tie_tolerance(query, database) if pessimistic else None
+    col_threshold = (np.einsum("ij,ij->i", query, database[:nq]).astype(np.float32)
+                     if satellite_to_ground else None)
+    ranks, ranks_true_only = np.empty(nq, np.int64), (np.empty(nq, np.int64) if split else None)
+    pess = np.empty(nq, np.int64) if pessimistic else None
+    pess_true_only = np.empty(nq, np.int64) if (pessimistic and split) else None
+    geo = np.empty(nq, np.int64) if near is not None else None
+    best = np.empty(nq, np.int64) if want_best else None
+    s2g = np.zeros(nq, np.int64) if satellite_to_ground else None
+    parts = ((0, nq), (nq, ndb)) if split else ((0, ndb),)
+    with ops:
+        db = ops.put(database)
+        for start in range(0, nq, b):
+            stop = min(start + b, nq)
+            m = stop - start
+            rows = np.arange(m)
+            s = ops.similarities(query[start:stop], db)
+            cols = np.arange(start, stop) if true_index is None else true_index[start:stop]
+            t = ops.pick(s, rows, cols)
+            greater = [ops.count_rows(s, t, lo, hi) for lo, hi in parts]
+            ranks[start:stop] = sum(greater)
+            if split:
+                ranks_true_only[start:stop] = greater[0]
+            if pessimistic:
+                at_least = [ops.count_rows(s, t - tol[start:stop], lo, hi, strict=False) for lo, hi in parts]
+                pess[start:stop] = sum(at_least) - 1          # the true match itself is not against it
+                if split:
+                    pess_true_only[start:stop] = at_least[0] - 1
+            if s2g is not None:
+                diag = np.arange(start, stop)
+                s2g += ops.count_cols(s, col_threshold, nq)
+                s2g[diag] -= ops.pick(s, rows, diag) > col_threshold[diag]
+            if geo is not None:
+                indptr, indices = near
+                lo, hi = indptr[start], indptr[stop]
+                counts = np.diff(indptr[start:stop + 1])
+                best_near = np.full(m, np.inf, np.float32)
+                if hi > lo:
+                    vals = ops.pick(s, np.repeat(rows, counts), indices[lo:hi])
+                    has = counts > 0
+                    best_near[has] = np.maximum.reduceat(vals, (indptr[start:stop] - lo)[has])
+                g = ops.count_rows(s, best_near, 0, ndb)
+                g[counts == 0] = ndb
+                geo[start:stop] = g
+            if best is not None:
+                best[start:stop] = ops.first_argmax(s)
+    if not split:
+        ranks_true_only, pess_true_only = ranks, pess
+    return RankResult(ground_to_satellite=ranks, ground_to_satellite_no_distractors=ranks_true_only,
+                      satellite_to_ground=s2g, geo=geo, best_index=best, num_query=nq, num_database=ndb,
+                      ground_to_satellite_pessimistic=pess,
+                      ground_to_satellite_no_distractors_pessimistic=pess_true_only)
+
+
+def benchmark_retrieval(num_query: int = 92802, num_database: Optional[int] = None, dim: int = 4096, *,
+                        device: str = "auto", block_size: Optional[int] = None, repeats: int = 1,
+                        seed: int = 0) -> dict:
+    """Time :func:`compute_ranks` (one blocked scan, both tie rules) on random unit
+    descriptors (database = query + noise, normalised, so ranks are spread out).
+
+    Default sizes: CVACT_test (92,802 x 4,096). ``device``: :data:`RETRIEVAL_DEVICES`
+    ("auto" imports TensorFlow / JAX to look for a GPU). Returns a dict: "device" (the
+    framework and device used), "num_query", "num_database", "dim", "block_size", "seconds"
+    (median of ``repeats`` scans, descriptors already in host memory; the transfer of the
+    database to the device included), "tflop" (2 Nq Ndb dim / 1e12 of the products),
+    "tflop_per_s", "recall@1" and "recall@1%" (a check that it ran). Host memory: about
+    2 x 4 x (Nq + Ndb) x dim bytes (3 GiB at the default sizes). Used by
+    ``benchmarks/gpu_benchmark.py`` and ``benchmarks/retrieval_recall.py``.
+    """
+    num_database = num_query if num_database is None else int(num_database)
+    where = retrieval_device(device, import_frameworks=device == "auto")
+    rng = np.random.default_rng(seed)
+    query = rng.standard_normal((num_query, dim), dtype=np.float32)
+    query /= np.linalg.norm(query, axis=1, keepdims=True)
+    database = rng.standard_normal((num_database, dim), dtype=np.float32)
+    database *= np.float32(1.5 / np.sqrt(dim))
+    database[:min(num_query, num_database)] += query[:num_database]
+    database /= np.linalg.norm(database, axis=1, keepdims=True)
+    b = resolve_block_size(block_size, num_query, num_database)
+    times, result = [], None
+    for _ in range(max(1, int(repeats))):
+        t0 = time.perf_counter()
+        result = compute_ranks(query, database, block_size=b, device=where)
+        times.append(time.perf_counter() - t0)
+    seconds = float(np.median(times))
+    tflop = 2.0 * num_query * num_database * dim / 1e12
+    label = "numpy/BLAS cpu" if where == "cpu" else _DEVICE_OPS[where]().label
+    summary = summarize_ranks(result)
+    return {"device": label, "num_query": int(num_query), "num_database": int(num_database), "dim": int(dim),
+            "block_size": b, "seconds": seconds, "tflop": tflop, "tflop_per_s": tflop / seconds,
+            "recall@1": summary["recall@1"], "recall@1%": summary["recall@1%"]}
+
+
+# --------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------
-def retrieval_ranks(query, database, true_index=None, block_size: Optional[int] = None) -> np.ndarray:
+def retrieval_ranks(query, database, true_index=None, block_size: Optional[int] = None,
+                    device: str = "auto") -> np.ndarray:
     """Number of database rows strictly more similar than each query's true match.
 
     Args:
@@ -345,6 +610,7 @@ def retrieval_ranks(query, database, true_index=None, block_size: Optional[int] 
         ``arange(Nq)`` (then Ndb >= Nq is required).
       block_size: query rows per block; default keeps one float32 block of
         similarities near 128 MiB.
+      device: :data:`RETRIEVAL_DEVICES` (module docstring).
 
     Returns:
       int64 (Nq,) ranks; 0 means the true match is (jointly) the most similar.
@@ -352,7 +618,7 @@ def retrieval_ranks(query, database, true_index=None, block_size: Optional[int] 
     query, database = check_descriptor_pair(query, database)
     idx = _check_true_index(true_index, query.shape[0], database.shape[0])
     return scan_ranks(query, database, true_index=idx, block_size=block_size, split_distractors=False,
-                      pessimistic=False).ground_to_satellite
+                      pessimistic=False, device=device).ground_to_satellite
 
 
 def _check_ranks(ranks) -> np.ndarray:
@@ -510,11 +776,13 @@ def tie_warning(metrics: Dict[str, float], what: str = "this ranking") -> Option
 
 def compute_ranks(query, database, *, directions: Sequence[str] = (GROUND_TO_SATELLITE,),
                   near=None, want_best: bool = False, block_size: Optional[int] = None,
-                  query_name: str = "query", database_name: str = "database") -> RankResult:
+                  query_name: str = "query", database_name: str = "database",
+                  device: str = "auto") -> RankResult:
     """All ranks needed by :func:`evaluate_retrieval` in ONE blocked pass.
 
     Query i matches database row i; rows >= Nq are distractors. ``near`` is the
     CSR neighbour structure from :func:`cvmnet_tf.evaluation.geo.near_sets`.
+    ``device``: :data:`RETRIEVAL_DEVICES` (module docstring).
     """
     directions = _check_directions(directions)
     query, database = check_descriptor_pair(query, database, query_name, database_name)
@@ -526,7 +794,8 @@ def compute_ranks(query, database, *, directions: Sequence[str] = (GROUND_TO_SAT
         if len(indices) and (indices.min() < 0 or indices.max() >= database.shape[0]):
             raise ValueError("near: database indices out of range")
     return scan_ranks(query, database, block_size=block_size,
-                 satellite_to_ground=SATELLITE_TO_GROUND in directions, near=near, want_best=want_best)
+                      satellite_to_ground=SATELLITE_TO_GROUND in directions, near=near, want_best=want_best,
+                      device=device)
 
 
 def _check_directions(directions) -> Tuple[str, ...]:
@@ -543,7 +812,7 @@ def _check_directions(directions) -> Tuple[str, ...]:
 
 def evaluate_retrieval(query, database, ks: Iterable[int] = (1, 5, 10), percent: float = 1.0,
                        directions: Sequence[str] = (GROUND_TO_SATELLITE,),
-                       block_size: Optional[int] = None) -> Dict[str, float]:
+                       block_size: Optional[int] = None, device: str = "auto") -> Dict[str, float]:
     """Recall@K and recall@top-1% of ground -> satellite retrieval.
 
     Args:
@@ -557,10 +826,11 @@ def evaluate_retrieval(query, database, ks: Iterable[int] = (1, 5, 10), percent:
         satellite -> ground keys get the prefix "satellite_to_ground/"
         (queries: database rows 0..Nq-1; database: the Nq ground descriptors).
       block_size: query rows per block (see :func:`retrieval_ranks`).
+      device: :data:`RETRIEVAL_DEVICES` (module docstring).
 
     Returns:
       dict of fractions 0..1, e.g. {"recall@1", "recall@5", "recall@10",
       "recall@1%", ...}; see :func:`summarize_ranks` for all keys.
     """
-    result = compute_ranks(query, database, directions=directions, block_size=block_size)
+    result = compute_ranks(query, database, directions=directions, block_size=block_size, device=device)
     return summarize_ranks(result, ks=ks, percent=percent)

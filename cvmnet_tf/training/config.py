@@ -41,6 +41,7 @@ from cvmnet_tf.losses import LOSS_NAMES, check_loss_arguments, loss_parameters, 
 from cvmnet_tf.models.backbones import BACKBONE_NAMES, INITS
 from cvmnet_tf.models.registry import MODEL_NAMES
 from cvmnet_tf.training.options import option, option_info
+from cvmnet_tf.utils.precision import PRECISION_NAMES, precision_name
 
 __all__ = ["TrainConfig", "PRESETS", "PRESET_DATASET_VALUES", "LR_SCHEDULES", "make_config", "ARCHITECTURE_KEYS",
            "LOSS_PARAMETERS", "DATASET_NAMES", "MODEL_NAMES", "UNIVERSITY1652_TASKS", "RUN_SETTING_KEYS", "MAX_SEED",
@@ -115,7 +116,10 @@ class TrainConfig:
                                choices=AUGMENTATIONS)
     normalize_output: bool = option(True, "CVM-Net-II: l2-normalise the descriptors (the released code does not).",
                                     architecture=True)
-    mixed_precision: bool = option(False, "mixed_float16 with loss scaling.")
+    mixed_precision: str = option("none", "Compute precision: 'none' (float32), 'fp16' (mixed_float16 with loss "
+                                  "scaling) or 'bf16' (mixed_bfloat16, no loss scaling; Ampere/Hopper GPUs, CPUs "
+                                  "with AMX or AVX512_BF16). Variables, NetVLAD's softmax/norms and the losses stay "
+                                  "float32.", choices=PRECISION_NAMES, normalize=precision_name)
     jit_compile: bool = option(False, "XLA-compile the training step.", alters_run=False)
     seed: int = option(0, "Seed of shuffling, augmentation, dropout and initialisation (0 .. 2**32 - 1).")
     resume: bool = option(False, "Continue from the last complete checkpoint in --output_dir.", alters_run=False)
@@ -158,6 +162,14 @@ class TrainConfig:
     fov_test_seed: int = option(2019, "Seed of the evaluation headings with --random_orientation: test image i gets "
                                 "the i-th draw of numpy.random.RandomState(seed), as DSM's test scripts "
                                 "(np.random.seed(2019)), so numbers are comparable run to run.")
+
+    def __post_init__(self) -> None:
+        # the boolean of older versions and other spellings (True = fp16, False = none); an
+        # unknown value is kept for validate() to name
+        try:
+            self.mixed_precision = precision_name(self.mixed_precision)
+        except ValueError:
+            pass
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the offending option on a bad value (before any work)."""

@@ -40,6 +40,7 @@ from cvmnet_tf.training.step import make_train_step
 from cvmnet_tf.training.validation import chance_recall_at_top_percent, evaluate_model, validate_split
 from cvmnet_tf.utils import atomic_io
 from cvmnet_tf.utils.test_hooks import pause_point
+from cvmnet_tf.utils.precision import policy_name, precision_name, uses_loss_scaling
 from cvmnet_tf.utils.text import first_items
 
 __all__ = ["train", "setup", "run_epoch", "record_epoch", "comparison_with_published", "TrainingRun", "EpochStats", "TrainResult",
@@ -163,7 +164,7 @@ def setup(config: TrainConfig) -> TrainingRun:
     data_dir = prepare_data_dir(config, log)
     sizes = cv_data.ImageSizes(satellite=tuple(config.satellite_size), ground=tuple(config.ground_size))
     train_split, val_split = _load_splits(config, data_dir)
-    keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
+    keras.mixed_precision.set_global_policy(policy_name(config.mixed_precision))
     keras.utils.set_random_seed(config.seed)
     strategy = _choose_strategy()
     if config.batch_size % strategy.num_replicas_in_sync:
@@ -233,7 +234,7 @@ def _build(config: TrainConfig, strategy, train_split):
             model = cv_models.build_model_from_config(config)
         optimizer = keras.optimizers.Adam(learning_rate=learning_rate_schedule(config, _steps_per_epoch(
             config, train_split)), beta_1=0.9, beta_2=0.999)
-        if config.mixed_precision:
+        if uses_loss_scaling(config.mixed_precision):  # fp16 only: bf16 has float32's exponent range
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
     return model, optimizer
@@ -605,6 +606,11 @@ def _effective(key: str, value, values: dict):
                 values["loss"]) else None
         except (ValueError, KeyError):
             pass
+    if key == "mixed_precision":  # a checkpoint of an older version saved a bool (true: fp16)
+        try:
+            return precision_name(value)
+        except ValueError:
+            return value
     if value is None and key == "val_split":
         try:
             value = get_dataset(values["dataset"]).validation_split

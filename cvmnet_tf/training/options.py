@@ -7,6 +7,10 @@ Every :class:`~cvmnet_tf.training.config.TrainConfig` field is declared with
   or a string saying why the field has none (e.g. set by the script, or by
   ``--image_size``): a field without a flag is always explicit;
 - ``choices``: the allowed values (an enum flag), usually a registry's names;
+- ``normalize``: with ``choices``, a function mapping other spellings (and True/False) to
+  a choice (ValueError naming the flag otherwise); the flag then also takes the bare
+  boolean forms ``--<name>`` (= ``normalize(True)``) and ``--no<name>`` (= ``normalize(False)``)
+  of an option that once was a boolean (``--mixed_precision``);
 - ``architecture``: part of the network (a checkpoint whose value differs belongs to
   another model and cannot be resumed);
 - ``loss_parameter``: a hyper-parameter of the loss, passed to it only when given and
@@ -36,14 +40,18 @@ __all__ = ["option", "option_info", "flag_fields", "field_flag_type", "define_fi
 
 
 def option(default: Any, help: str, *, flag: Any = True, choices: Optional[Iterable] = None,
-           architecture: bool = False, loss_parameter: bool = False, alters_run: bool = True):
+           architecture: bool = False, loss_parameter: bool = False, alters_run: bool = True,
+           normalize=None):
     """A dataclass field carrying its flag metadata (module docstring)."""
     if flag is not True and not (isinstance(flag, str) and flag):
         raise ValueError("option(flag=...) must be True or a reason why the field has no flag")
     if architecture and not alters_run:
         raise ValueError("option(architecture=True) always alters the run")
+    if normalize is not None and choices is None:
+        raise ValueError("option(normalize=...) needs choices")
     metadata = {"help": help, "flag": flag, "choices": None if choices is None else tuple(choices),
-                "architecture": architecture, "loss_parameter": loss_parameter, "alters_run": alters_run}
+                "architecture": architecture, "loss_parameter": loss_parameter, "alters_run": alters_run,
+                "normalize": normalize}
     if isinstance(default, (list, dict, set)):
         raise ValueError("option(default=...) must be immutable")
     return dataclasses.field(default=default, metadata=metadata)
@@ -83,10 +91,34 @@ def define_field_flag(field: dataclasses.Field, config_cls, flag_values, *, defa
     kind = field_flag_type(field, config_cls)
     value = field.default if default is dataclasses.MISSING else default
     text = info["help"].format(**(help_format or {}))
-    if kind == "enum":
+    if kind == "enum" and info.get("normalize") is not None:
+        flags.DEFINE_flag(_normalized_choice_flag(field.name, value, info["choices"], info["normalize"], text),
+                          flag_values=flag_values)
+    elif kind == "enum":
         flags.DEFINE_enum(field.name, value, list(info["choices"]), text, flag_values=flag_values)
     else:
         getattr(flags, f"DEFINE_{kind}")(field.name, value, text, flag_values=flag_values)
+
+
+def _normalized_choice_flag(name, default, choices, normalize, text):
+    """An absl flag taking ``--name=VALUE`` (any spelling ``normalize`` maps to a choice) and
+    the boolean forms ``--name`` / ``--noname`` (absl's boolean flag parsing)."""
+    from absl import flags
+
+    class Parser(flags.ArgumentParser):
+        def parse(self, argument):
+            return normalize(argument, f"--{name}")
+
+        def flag_type(self):
+            return "string enum"
+
+    class Flag(flags.Flag):
+        def _serialize(self, value):  # --name=value (not the boolean --name / --noname)
+            return "" if value is None else f"--{self.name}={value}"
+
+    help_text = f"{text} One of {', '.join(choices)}; --{name} alone means {normalize(True)}, --no{name} " \
+                f"{normalize(False)}."
+    return Flag(Parser(), flags.ArgumentSerializer(), name, default, help_text, boolean=True)
 
 
 def loader_option_fields(config_cls, dataset: Optional[str] = None) -> list:
