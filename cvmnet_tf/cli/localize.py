@@ -40,6 +40,8 @@ def define_flags(fv=None) -> None:
                       "training dataset).", flag_values=fv)
     flags.DEFINE_boolean("save_tile_descriptors", False, "Also write tile_descriptors.npy and tile_centres.npy.",
                          flag_values=fv)
+    flags.DEFINE_string("mixed_precision", None, "Compute precision of a checkpoint's descriptors: none (float32), "
+                        "fp16 or bf16 (default: the model's own; a SavedModel keeps its export's).", flag_values=fv)
     flags.mark_flags_as_required(["checkpoint", "map_dir", "stride_m", "output_dir"], flag_values=fv)
 
 
@@ -61,9 +63,11 @@ def _main() -> int:
                          "output_dir")
     if os.path.exists(f.output_dir) and not os.path.isdir(f.output_dir):
         raise UsageError("exists and is not a folder", "output_dir", f.output_dir)
+    precision = _precision(f.mixed_precision)
     summary, _ = run_localization(f.checkpoint, f.map_dir, f.output_dir, f.stride_m, f.tile_m,
                                   thresholds_m=thresholds, batch_size=f.batch_size, num_heatmaps=f.num_heatmaps,
-                                  dataset=f.dataset, save_tile_descriptors=f.save_tile_descriptors)
+                                  dataset=f.dataset, save_tile_descriptors=f.save_tile_descriptors,
+                                  precision=precision)
     grid = summary["grid"]
     print(f"Localization of {summary['num_queries']} panoramas on {grid['num_tiles']} tiles of {grid['tile_m']:g} m "
           f"every {grid['stride_m']:g} m (random tile = chance level; paper: {LOCALIZATION_SETTING}):")
@@ -72,6 +76,15 @@ def _main() -> int:
     print(baseline_line(summary))
     print(f"All figures: {os.path.join(f.output_dir, 'localization.json')}")
     return 0
+
+
+def _precision(value):
+    from cvmnet_tf.utils.precision import precision_name
+
+    try:
+        return None if value is None else precision_name(value)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def main(argv=None) -> None:

@@ -204,7 +204,7 @@ def _plots(output_dir, geo, grid, queries, res, q_utm, heat, thresholds_m) -> No
 def run_localization(model, map_dir: str, output_dir: str, stride_m: float, tile_m: Optional[float] = None, *,
                      thresholds_m: Sequence[float] = DEFAULT_LOCALIZATION_THRESHOLDS_M, batch_size: int = 32,
                      num_heatmaps: int = 3, dataset: Optional[str] = None,
-                     save_tile_descriptors: bool = False, progress: bool = True):
+                     save_tile_descriptors: bool = False, progress: bool = True, precision: Optional[str] = None):
     """The whole experiment; writes the output files (module docstring).
 
     Returns ``(summary, result)``: the metrics dict (plus "random_tile": the same figures for a
@@ -212,7 +212,8 @@ def run_localization(model, map_dir: str, output_dir: str, stride_m: float, tile
 
     ``model``: a SavedModel / checkpoint path, or an encoder object (``satellite`` and
     ``ground`` methods on uint8 batches). ``tile_m`` default: map.json's
-    ``tile_extent_m``, else 100 m.
+    ``tile_extent_m``, else 100 m. ``precision``: none / fp16 / bf16 for a checkpoint
+    (:func:`cvmnet_tf.inference.encoders.load_encoder`; None: the model's own).
     """
     from cvmnet_tf.inference.encoders import load_encoder
 
@@ -223,7 +224,7 @@ def run_localization(model, map_dir: str, output_dir: str, stride_m: float, tile
     geo, queries = load_map(map_dir)
     tile_m = float(tile_m if tile_m is not None else geo.meta.get("tile_extent_m", DEFAULT_TILE_M))
     grid = make_tile_grid(geo, tile_m, stride_m)
-    encoder = load_encoder(model, dataset) if isinstance(model, (str, os.PathLike)) else model
+    encoder = load_encoder(model, dataset, precision) if isinstance(model, (str, os.PathLike)) else model
     q_utm = np.array([[e, n] for _, e, n in queries], np.float64)
     q_desc = encode_queries(encoder, [p for p, _, _ in queries], batch_size)
     heat = list(range(min(int(num_heatmaps), len(queries))))

@@ -35,7 +35,7 @@ from cvmnet_tf.utils import atomic_io
 from cvmnet_tf.utils.text import first_items
 
 __all__ = ["pair_descriptors", "image_descriptors", "labelled_descriptors", "vigor_descriptors", "extract_descriptors",
-           "resolve_ground_crop",
+           "resolve_ground_crop", "precision_agreement", "agreement_lines",
            "check_result", "output_paths", "write_descriptors", "read_npy", "read_oricnn_mat", "read_utm"]
 
 log = logging.getLogger("cvmnet_tf.inference")
@@ -210,7 +210,8 @@ def extract_descriptors(checkpoint: str, dataset: str, data_dir: str, split: str
                         batch_size: int = 16, distractor_dir: Optional[str] = None, max_pairs: int = 0,
                         progress: bool = True, fov: Optional[float] = None,
                         random_orientation: Optional[bool] = None, fov_test_seed: Optional[int] = None,
-                        **loader_options) -> Dict[str, object]:
+                        precision: Optional[str] = None, shard_index: int = 0, num_shards: int = 1,
+                        shard_mode: str = "contiguous", **loader_options) -> Dict[str, object]:
     """Descriptors of every pair of ``split`` (and of optional distractor images).
 
     Args:
@@ -226,6 +227,15 @@ def extract_descriptors(checkpoint: str, dataset: str, data_dir: str, split: str
         checkpoint the panoramas are resized, then cropped (the training pipeline); with
         a SavedModel of a FoV model, which takes the cropped photo, the raw panorama is
         cropped at the same heading first (:func:`cvmnet_tf.inference.encoders.panorama_crop_transform`).
+      precision: compute precision of a checkpoint (none / fp16 / bf16,
+        :func:`cvmnet_tf.inference.precision.with_precision`; None: the model's own; a
+        SavedModel keeps its export's). The descriptors are float32 in every precision.
+      shard_index, num_shards, shard_mode: encode only shard ``shard_index`` of
+        ``num_shards`` of the pairs (after ``max_pairs``) and of the distractor images
+        (:func:`cvmnet_tf.inference.shards.shard_rows`: "contiguous" or "strided"); pair
+        splits only. "index" then holds positions in the whole split, and the result gets
+        "shard" (what :func:`cvmnet_tf.inference.shards.write_shard` records) and
+        "distractor_index" (positions of the kept distractors in the whole list).
       loader_options: extra options of the dataset's loader (e.g. University-1652 ``task``).
 
     Returns:
@@ -246,10 +256,16 @@ def extract_descriptors(checkpoint: str, dataset: str, data_dir: str, split: str
         raise ValueError(f"--batch_size={batch_size}: must be >= 1")
     if distractor_dir and "distractor_dir" in spec.loader_options:
         loader_options["distractor_dir"], distractor_dir = distractor_dir, None
-    enc = load_encoder(checkpoint, dataset) if serving.is_saved_model(checkpoint) else None
+    from cvmnet_tf.inference.shards import check_shard_arguments, shard_record, shard_rows
+
+    check_shard_arguments(shard_index, num_shards, shard_mode)
+    enc = load_encoder(checkpoint, dataset, precision) if serving.is_saved_model(checkpoint) else None
     split_data = cv_data.load_split(dataset, data_dir, split, **loader_options)
     if isinstance(split_data, cv_data.RetrievalSplit):
-        return _extract_labelled(checkpoint, enc, split_data, batch_size, max_pairs, progress)
+        if num_shards > 1:
+            raise ValueError(f"--num_shards={num_shards}: sharding takes pair splits; {spec.title}'s {split!r} split "
+                             "is a labelled query / gallery split (extract it in one run)")
+        return _extract_labelled(checkpoint, enc, split_data, batch_size, max_pairs, progress, precision)
     if hasattr(split_data, "as_pair_split"):
         raise ValueError(f"--dataset={dataset}: a VIGOR split is a satellite pool with positives and semi-positives, "
                          "not pairs; train_vigor.py evaluates it with VIGOR's metrics "
@@ -259,22 +275,36 @@ def extract_descriptors(checkpoint: str, dataset: str, data_dir: str, split: str
         pair_split = pair_split.subset(range(min(max_pairs, len(pair_split))))
     if len(pair_split) == 0:
         raise ValueError(f"split {split!r} of {data_dir!r} holds no pairs")
-    distractor_paths = cv_data.list_distractor_images(distractor_dir) if distractor_dir else []
+    all_distractors = cv_data.list_distractor_images(distractor_dir) if distractor_dir else []
+    total = len(pair_split)
+    rows = shard_rows(total, shard_index, num_shards, shard_mode)
+    distractor_rows = shard_rows(len(all_distractors), shard_index, num_shards, shard_mode)
+    if num_shards > 1:
+        if not len(rows):
+            raise ValueError(f"--num_shards={num_shards}: more shards than the {total} pairs of split {split!r}")
+        pair_split = pair_split.subset(rows)
+    distractor_paths = [all_distractors[i] for i in distractor_rows]
     crop_options = {"fov": fov, "random_orientation": random_orientation, "fov_test_seed": fov_test_seed}
     if enc is not None:
         crop = resolve_ground_crop(enc.info, **crop_options)
-        sat, grd, index, distractors, skipped = _pairs_with_encoder(enc, pair_split, distractor_paths, batch_size,
-                                                                    progress, crop)
+        sat, grd, index, distractors, skipped, kept_distractors = _pairs_with_encoder(
+            enc, pair_split, distractor_paths, batch_size, progress, crop)
         info = enc.info
     else:
-        sat, grd, index, distractors, skipped, info = _pairs_with_model(checkpoint, dataset, pair_split,
-                                                                        distractor_paths, batch_size, progress,
-                                                                        crop_options)
+        sat, grd, index, distractors, skipped, info, kept_distractors = _pairs_with_model(
+            checkpoint, dataset, pair_split, distractor_paths, batch_size, progress, crop_options, precision)
     _log_skipped(skipped)
     utm = None if pair_split.utm is None else np.asarray(pair_split.utm, np.float64)[index]
-    return {"satellite": sat, "ground": grd, "index": np.asarray(index, np.int64), "utm": utm,
-            "distractors": distractors, "distractor_paths": distractor_paths, "skipped": skipped,
-            "info": info}
+    out = {"satellite": sat, "ground": grd, "index": np.asarray(rows[index], np.int64), "utm": utm,
+           "distractors": distractors, "distractor_paths": distractor_paths, "skipped": skipped,
+           "info": info}
+    if num_shards > 1:
+        out["distractor_index"] = np.asarray(distractor_rows[kept_distractors], np.int64)
+        out["shard"] = shard_record(shard_index, num_shards, shard_mode, total, len(all_distractors),
+                                    checkpoint=checkpoint, dataset=dataset, data_dir=data_dir, split=split,
+                                    max_pairs=max_pairs, info=info, loader_options=loader_options,
+                                    ground_crop=crop_options)
+    return out
 
 
 def _pairs_with_encoder(enc, pair_split, distractor_paths, batch_size, progress, crop=None):
@@ -289,20 +319,25 @@ def _pairs_with_encoder(enc, pair_split, distractor_paths, batch_size, progress,
     index = np.intersect1d(sat_idx, grd_idx)
     sat = sat[np.searchsorted(sat_idx, index)]
     grd = grd[np.searchsorted(grd_idx, index)]
-    skipped, distractors = s_skip + g_skip, None
+    skipped, distractors, kept = s_skip + g_skip, None, np.zeros(0, np.int64)
     if distractor_paths:
-        distractors, _, d_skip = _encode_files(enc.satellite, distractor_paths, batch_size, "distractor", progress)
+        distractors, kept, d_skip = _encode_files(enc.satellite, distractor_paths, batch_size, "distractor", progress)
         skipped += d_skip
-    return sat, grd, index, distractors, skipped
+    return sat, grd, index, distractors, skipped, np.asarray(kept, np.int64)
 
 
-def _pairs_with_model(checkpoint, dataset, pair_split, distractor_paths, batch_size, progress, crop_options=None):
+def _pairs_with_model(checkpoint, dataset, pair_split, distractor_paths, batch_size, progress, crop_options=None,
+                      precision=None):
     """Pair descriptors through a loaded checkpoint and the tf.data pipelines."""
     from cvmnet_tf import data as cv_data
     from cvmnet_tf import models
     from cvmnet_tf.inference import checkpoints
+    from cvmnet_tf.inference.fingerprint import model_fingerprint
+    from cvmnet_tf.inference.precision import model_precision, with_precision
 
     keras_model, info = checkpoints.load_model(checkpoint)
+    keras_model = with_precision(keras_model, precision)
+    info = dict(info, precision=model_precision(keras_model), model_fingerprint=model_fingerprint(keras_model))
     crop = resolve_ground_crop(info, **(crop_options or {}))
     ground = info["panorama_size"] if crop.fov_deg < 360.0 else info["ground_size"]
     sizes = cv_data.ImageSizes(satellite=tuple(info["satellite_size"]), ground=tuple(ground))
@@ -311,20 +346,23 @@ def _pairs_with_model(checkpoint, dataset, pair_split, distractor_paths, batch_s
     sat, grd, index = pair_descriptors(keras_model, ds, total_batches=total, progress=progress)
     missing = sorted(set(range(len(pair_split))) - set(index.tolist()))
     skipped = [(i, f"{pair_split.satellite_paths[i]} / {pair_split.ground_paths[i]}") for i in missing]
-    distractors = None
+    distractors, kept = None, np.zeros(0, np.int64)
     if distractor_paths:
         encoder = models.satellite_encoder(keras_model)
         dds = cv_data.make_image_dataset(distractor_paths, sizes.satellite, "satellite", batch_size, dataset=dataset)
-        chunks = [np.asarray(encoder(b["image"], training=False), np.float32) for b in dds]
+        chunks, kept = [], []
+        for b in dds:
+            chunks.append(np.asarray(encoder(b["image"], training=False), np.float32))
+            kept.append(b["index"].numpy())
         if not chunks:
             raise ValueError(f"--distractor_dir: no readable image among {len(distractor_paths)} file(s)")
-        distractors = np.concatenate(chunks)
+        distractors, kept = np.concatenate(chunks), np.concatenate(kept).astype(np.int64)
         if len(distractors) != len(distractor_paths):
             skipped.append((-1, f"{len(distractor_paths) - len(distractors)} distractor image(s)"))
-    return sat, grd, index, distractors, skipped, info
+    return sat, grd, index, distractors, skipped, info, kept
 
 
-def _extract_labelled(checkpoint, enc, split, batch_size, max_queries, progress):
+def _extract_labelled(checkpoint, enc, split, batch_size, max_queries, progress, precision=None):
     import dataclasses
 
     from cvmnet_tf import data as cv_data
@@ -334,7 +372,11 @@ def _extract_labelled(checkpoint, enc, split, batch_size, max_queries, progress)
         split = dataclasses.replace(split, query=split.query.subset(range(min(max_queries, len(split.query)))))
     out, skipped = {"info": None}, []
     if enc is None:
+        from cvmnet_tf.inference.precision import model_precision, with_precision
+
         model, info = checkpoints.load_model(checkpoint)
+        model = with_precision(model, precision)
+        info = dict(info, precision=model_precision(model))
         sizes = cv_data.ImageSizes(satellite=tuple(info["satellite_size"]), ground=tuple(info["ground_size"]))
     for side in ("query", "gallery"):
         images = getattr(split, side)
@@ -355,6 +397,50 @@ def _log_skipped(skipped):
     if skipped:
         log.warning("%d item(s) skipped (unreadable or wrong size): %s", len(skipped),
                     first_items([p for _, p in skipped], 10))
+
+
+def precision_agreement(reference: Dict[str, object], other: Dict[str, object],
+                        ks=(1, 5, 10)) -> Dict[str, object]:
+    """How far ``other``'s descriptors (e.g. bf16) are from ``reference``'s (float32) for the
+    same pair split (both :func:`extract_descriptors` results of the same rows).
+
+    Returns {"satellite" / "ground": {"max_cosine_difference", "mean_cosine_difference"}
+    (1 - cos between the two descriptors of each image, over the images), "recall": {key:
+    [reference, other, other - reference]} for recall@K and recall@1% (fractions), "rows",
+    "precision": [reference's, other's]}. ValueError when the rows differ."""
+    from cvmnet_tf.evaluation.metrics import evaluate_retrieval
+
+    if "query" in reference or "query" in other:
+        raise ValueError("precision_agreement compares pair-split results (satellite / ground descriptors)")
+    if not np.array_equal(np.asarray(reference["index"]), np.asarray(other["index"])):
+        raise ValueError("precision_agreement: the two results hold different rows of the split")
+    out: Dict[str, object] = {"rows": int(len(reference["index"])),
+                              "precision": [(reference.get("info") or {}).get("precision"),
+                                            (other.get("info") or {}).get("precision")]}
+    for side in ("satellite", "ground"):
+        a = np.asarray(reference[side], np.float64)
+        b = np.asarray(other[side], np.float64)
+        cos = np.einsum("ij,ij->i", a, b) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1),
+                                                        np.finfo(np.float64).tiny)
+        out[side] = {"max_cosine_difference": float(np.max(1.0 - cos)),
+                     "mean_cosine_difference": float(np.mean(1.0 - cos))}
+    ref = evaluate_retrieval(reference["ground"], reference["satellite"], ks=ks)
+    new = evaluate_retrieval(other["ground"], other["satellite"], ks=ks)
+    keys = [f"recall@{k}" for k in ks] + ["recall@1%"]
+    out["recall"] = {k: [ref[k], new[k], new[k] - ref[k]] for k in keys}
+    return out
+
+
+def agreement_lines(agreement: Dict[str, object]) -> list:
+    """Printable lines of :func:`precision_agreement`'s dict (recalls in percent)."""
+    ref, new = (p or "model's own" for p in agreement["precision"])
+    lines = [f"Agreement of {new} with {ref} descriptors over {agreement['rows']} pairs:"]
+    for side in ("satellite", "ground"):
+        d = agreement[side]
+        lines.append(f"  {side}: 1 - cos max {d['max_cosine_difference']:.3e}, mean {d['mean_cosine_difference']:.3e}")
+    lines.append("  " + ", ".join(f"{k} {100 * a:.2f}% -> {100 * b:.2f}% ({100 * c:+.2f})"
+                                  for k, (a, b, c) in agreement["recall"].items()))
+    return lines
 
 
 def check_result(result: Dict[str, object]) -> None:

@@ -51,18 +51,23 @@ class RawImageEncoder:
         return self._run(self._ground_fn, images, "ground")
 
 
-def load_encoder(path: str, dataset: Optional[str] = None) -> RawImageEncoder:
+def load_encoder(path: str, dataset: Optional[str] = None, precision: Optional[str] = None) -> RawImageEncoder:
     """A :class:`RawImageEncoder` from a SavedModel folder, a checkpoint folder or a .keras file.
 
     ``dataset`` picks the ground preprocessing of a checkpoint (default: its training
     dataset, else "cvusa"); for a SavedModel it must match the one it was exported with.
     ``info`` holds the model's fingerprint (``model_fingerprint``, from the export info of
-    a SavedModel) and its ground field of view (``fov``, degrees).
+    a SavedModel) and its ground field of view (``fov``, degrees). ``precision``: compute a
+    checkpoint's descriptors in that precision (:func:`cvmnet_tf.inference.precision.with_precision`;
+    None: the model's own); a SavedModel computes in the precision it was exported with.
     """
     from cvmnet_tf.inference import checkpoints, serving
 
     if serving.is_saved_model(path):
         import tensorflow as tf
+        if precision is not None:
+            raise ValueError(f"--mixed_precision={precision!r}: the SavedModel {path!r} computes in the precision it "
+                             "was exported with; pass the training checkpoint to choose one")
         info = serving.read_export_info(path)
         if dataset and info.get("dataset") and dataset != info["dataset"]:
             raise ValueError(f"--dataset={dataset!r}: the SavedModel {path!r} was exported with "
@@ -75,7 +80,11 @@ def load_encoder(path: str, dataset: Optional[str] = None) -> RawImageEncoder:
         return RawImageEncoder(sigs["satellite"], sigs["ground"], info, keep_alive=loaded)
     from cvmnet_tf.inference.fingerprint import model_fingerprint
 
+    from cvmnet_tf.inference.precision import model_precision, with_precision
+
     model, info = checkpoints.load_model(path)
+    model = with_precision(model, precision)
+    info["precision"] = model_precision(model)
     dataset = dataset or info.get("dataset") or "cvusa"
     module = serving.make_serving_module(model, info["satellite_size"], info["ground_size"], dataset)
     return RawImageEncoder(module.satellite, module.ground,
