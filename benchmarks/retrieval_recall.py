@@ -3,13 +3,17 @@
   python benchmarks/retrieval_recall.py               # 92,802 x 4,096 (minutes)
   python benchmarks/retrieval_recall.py --num 5000    # quick
   python benchmarks/retrieval_recall.py --directions both   # + satellite -> ground
+  python benchmarks/retrieval_recall.py --num 5000 --device tf    # + (d) the scan on TensorFlow
 
 Times and peak extra memory (RSS above the descriptors, sampled every 20 ms) of
   (a) the raw similarity matrix product alone, in the same blocks (the floor),
   (b) faiss-cpu exact inner-product search (IndexFlatIP, top-K with K the
       top-1% cut-off), if ``faiss`` is installed,
   (c) cvmnet_tf.evaluation.evaluate_retrieval,
-and the ratios (c)/(a) and (c)/(b). Targets: (c) within 1.3x of (a), faster than
+and the ratios (c)/(a) and (c)/(b); with ``--device tf|jax|auto``, (d) the same scan on
+that framework's device (its GPU when it has one, else its CPU:
+:func:`cvmnet_tf.evaluation.metrics.benchmark_retrieval` is the GPU benchmark's timing),
+with its recalls checked against (c). Targets: (c) within 1.3x of (a), faster than
 (b), under 2 GiB extra. Figures on a shared machine are noisy.
 
 ``--directions both`` evaluates ground -> satellite AND satellite -> ground, as
@@ -119,6 +123,8 @@ def main():
     p.add_argument("--skip_faiss", action="store_true")
     p.add_argument("--directions", choices=("ground_to_satellite", "both"), default="ground_to_satellite",
                    help="both: also satellite -> ground (one pass for ours, a second search for faiss)")
+    p.add_argument("--device", choices=metrics.RETRIEVAL_DEVICES, default="cpu",
+                   help="also (d): the same scan with device=... (tf / jax: that framework's GPU, else its CPU)")
     args = p.parse_args()
     both = args.directions == "both"
     directions = metrics.DIRECTIONS if both else (metrics.GROUND_TO_SATELLITE,)
@@ -147,6 +153,15 @@ def main():
     print("    " + ", ".join(f"{k} {res[k]:.4f}" for k in keys))
     if both:
         print("    " + ", ".join(f"{s2g}{k} {res[s2g + k]:.4f}" for k in keys))
+
+    if args.device != "cpu":
+        where = metrics.retrieval_device(args.device, import_frameworks=True)
+        with PeakRSS() as dev:
+            dres = metrics.evaluate_retrieval(q, d, block_size=b, directions=directions, device=where)
+        same = all(dres[k] == res[k] for k in res)
+        print(f"(d) evaluate_retrieval device={where}: {dev.seconds:8.2f} s (cpu {dev.cpu_seconds:8.2f} s)  "
+              f"{gflop / dev.seconds:.1f} GFLOP/s  " + ("recalls identical to (c)" if same else
+                                                       "recalls DIFFER from (c) (near-ties?)"))
 
     if args.skip_faiss:
         return

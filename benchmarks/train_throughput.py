@@ -17,6 +17,11 @@ does not leak into the others):
             augmentation) from CVUSA-layout JPEGs on disk (750x750 satellite, 1232x224
             panoramas of smooth noise, written once to ``--data_dir`` or a temp folder).
   jax       optional: the model under KERAS_BACKEND=jax, jax.jit (stateless_call).
+  bf16      (f) (c) under Keras' mixed_bfloat16 policy (no loss scaling; float32 variables,
+            NetVLAD and loss), whatever --precision says: the issue-17 target is >= 1.5x the
+            released graph's pairs/s at --image_size half on a CPU with AMX or AVX512_BF16.
+            The CPU model and its bf16 flags (/proc/cpuinfo) are printed first; on a CPU
+            with neither, bf16 is emulated and the target does not apply (said so).
 
 (b)-(d) and jax reuse one batch held in memory. Every step ends with ``float(loss)`` (as
 the training loop). ``--warmup`` steps (tracing/compilation) are excluded; the median of
@@ -29,6 +34,7 @@ printed before and after: the machine may be shared.
         --image_size half --models cvm_net_i,cvm_net_ii
     python benchmarks/train_throughput.py --released_code_dir ... --image_size paper \
         --warmup 1 --windows 2 --steps 1 --variants released,compiled,pipeline
+    python benchmarks/train_throughput.py --released_code_dir ... --variants released,compiled,bf16
 """
 
 from __future__ import annotations
@@ -46,9 +52,12 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-VARIANTS = ("released", "eager", "compiled", "xla", "pipeline", "jax")
+VARIANTS = ("released", "eager", "compiled", "xla", "pipeline", "jax", "bf16")
 LABELS = {"released": "(a) released TF1 graph", "eager": "(b) eager", "compiled": "(c) tf.function",
-          "xla": "(d) tf.function + XLA", "pipeline": "(e) (c) + tf.data from JPEGs", "jax": "JAX jit"}
+          "xla": "(d) tf.function + XLA", "pipeline": "(e) (c) + tf.data from JPEGs", "jax": "JAX jit",
+          "bf16": "(f) (c) in mixed_bfloat16"}
+#: The bf16 target of issue 17 (pairs/s of (f) over (a), same run).
+BF16_TARGET = 1.5
 
 
 def peak_rss_mib() -> float:
@@ -108,14 +117,15 @@ def _build_ours(spec):
 
     from cvmnet_tf import losses, models
 
-    keras.mixed_precision.set_global_policy(spec["precision"])
+    policy = "mixed_bfloat16" if spec["variant"] == "bf16" else spec["precision"]
+    keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(0)
     sizes = spec["sizes"]
     model = models.build_model(spec["model"], satellite_shape=tuple(sizes[0]), ground_shape=tuple(sizes[1]),
                                num_clusters=spec["num_clusters"], descriptor_dim=spec["descriptor_dim"],
                                width=spec["width"])
     optimizer = keras.optimizers.Adam(learning_rate=1e-5, beta_1=0.9, beta_2=0.999)
-    if spec["precision"] == "mixed_float16":
+    if policy == "mixed_float16":  # loss scaling for float16 only (bfloat16 has float32's range)
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     optimizer.build(model.trainable_variables)
     loss_fn = losses.get_loss("weighted_soft_margin_triplet")
@@ -409,6 +419,44 @@ def print_table(summary, models, variants, sizes, batch_size):
                   f"{s['first_step_s']:.1f} |")
 
 
+def print_cpu():
+    """The CPU model, its vector / matrix flags and whether it runs bfloat16 natively."""
+    from cvmnet_tf.utils.precision import cpu_bf16_support, cpu_flags
+
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    flags = cpu_flags()
+    shown = sorted(f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "fma"))
+    native = cpu_bf16_support(flags)
+    print(f"CPU: {model}; flags: {' '.join(shown) or 'none of avx2/avx512/amx'}", flush=True)
+    print("bfloat16: " + (f"native ({', '.join(native)})" if native else
+                          "NEITHER amx_bf16 NOR avx512_bf16 on this CPU: bf16 is emulated (slower than float32); "
+                          "the bf16 target applies to CPUs with AMX or AVX512_BF16 only"), flush=True)
+
+
+def print_bf16_target(summary, models, image_size):
+    """(f) bf16 over (a) released per model against :data:`BF16_TARGET`."""
+    from cvmnet_tf.utils.precision import cpu_bf16_support
+
+    applies = bool(cpu_bf16_support()) and image_size == "half"
+    print(f"\nbf16 target: (f) >= {BF16_TARGET}x (a) pairs/s at --image_size half on a CPU with AMX or "
+          "AVX512_BF16" + ("" if applies else " (does not apply to this run: "
+                           + ("no native bf16" if not cpu_bf16_support() else f"--image_size {image_size}") + ")"))
+    for model in models:
+        bf16, base, f32 = (summary.get((model, v)) for v in ("bf16", "released", "compiled"))
+        if bf16 is None or base is None:
+            print(f"  {model}: needs variants released and bf16 in the same run")
+            continue
+        ratio = bf16["pairs_s"] / base["pairs_s"]
+        extra = f"; vs (c) float32 {bf16['pairs_s'] / f32['pairs_s']:.2f}x" if f32 else ""
+        verdict = ("MET" if ratio >= BF16_TARGET else "NOT MET") if applies else "n/a"
+        print(f"  {model}: {bf16['pairs_s']:.3f} / {base['pairs_s']:.3f} pairs/s = {ratio:.2f}x {verdict}{extra}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--released_code_dir", default=None,
@@ -419,8 +467,9 @@ def main(argv=None):
     parser.add_argument("--models", default="cvm_net_i,cvm_net_ii")
     parser.add_argument("--image_size", default="half",
                         help="paper (512x512, 224x1232), half (256x256, 112x616), small, tiny, or HxW,HxW")
-    parser.add_argument("--precision", default="float32", choices=("float32", "mixed_float16"),
-                        help="policy of this package's variants (the released graph is float32)")
+    parser.add_argument("--precision", default="float32", choices=("float32", "mixed_float16", "mixed_bfloat16"),
+                        help="policy of this package's variants (the released graph is float32; (f) is always "
+                             "mixed_bfloat16)")
     parser.add_argument("--batch_size", type=int, default=12)
     parser.add_argument("--num_clusters", type=int, default=64)
     parser.add_argument("--descriptor_dim", type=int, default=4096)
@@ -479,6 +528,7 @@ def main(argv=None):
         print(f"writing/using {num} CVUSA-layout JPEG pairs in {data_dir}", flush=True)
         write_jpeg_dataset(data_dir, num)
         args.data_dir = data_dir
+    print_cpu()
     print(f"load average before: {os.getloadavg()}  ({os.cpu_count()} CPUs)", flush=True)
     print("command: " + " ".join([os.path.basename(sys.executable)] + sys.argv), flush=True)
     results = []
@@ -503,6 +553,8 @@ def main(argv=None):
     print(f"load average after: {os.getloadavg()}", flush=True)
     summary = summarise(results, args.batch_size)
     print_table(summary, models_, variants, sizes, args.batch_size)
+    if "bf16" in variants:
+        print_bf16_target(summary, models_, args.image_size)
     if not args.no_ceiling:
         print_ceiling(summary, models_, variants, sizes, args)
     if args.json_out:
