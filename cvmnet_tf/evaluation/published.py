@@ -45,7 +45,11 @@ Sources:
   the released weights' file names quoted in github halisyucel/Sample4Geo ``PROGRESS.md``
   (commit 0b4860ada94505c4385a363ec831d95543c2a668) are ``weights_e40_0.7786.pth`` for VIGOR
   same-area (R@1 77.86 agrees) and ``weights_e40_0.6109.pth`` for cross-area (61.09, not the
-  reported 61.70: no cross-check for the cross-area row). Sample4Geo's VIGOR cut-off is
+  reported 61.70: no cross-check for the cross-area row). A third-party planning note in a GitHub
+  repository (search-index file id 53938286187; the index does not name the repository) lists the
+  same same-area R@1 77.86 / hit rate 89.82, and TransGeo same-area hit rate 73.09: that number is
+  NOT added (the note gives no source and its cross-area figures, "~40" for Sample4Geo, contradict
+  the row above). Sample4Geo's VIGOR cut-off is
   ``M // 100`` and its hit rate VIGOR's rule (:mod:`cvmnet_tf.evaluation.vigor_metrics`).
 - NOT available here (the search tool's stored web pages hold only each page's opening
   (about 2,000 characters), never the tables of a paper; the repositories' READMEs have no
