@@ -33,16 +33,36 @@ Sources:
   "top1: 61.48, top5: 87.54, top10: 91.88, and top1%: 99.56"; issue #16 repeats R@1 61.48
   as the paper's). Second-hand; no hit rate quoted. TransGeo's top-1% cut-off is
   ``M // 100`` (its ``train.py``).
-- NOT available here (no stored copy could be read beyond its first page): the VIGOR
-  paper's retrieval table (Zhu, Yang, Chen, CVPR 2021: Siamese-VGG, SAFA, SAFA+Mining,
-  VIGOR; same-area and cross-area, R@1/5/10/1% and hit rate), TransGeo's cross-area row
-  (its Table on VIGOR), Sample4Geo's VIGOR table (Deuser et al., ICCV 2023), DSM's
-  limited-FoV tables (Shi et al., CVPR 2020: CVUSA and CVACT at FoV 360/180/90/70 with
-  unknown orientation), TransGeo's FoV rows (CVUSA at FoV 90 / 70), and the tables of
-  later papers that re-report them (ConGeo, arXiv 2403.13965, ECCV 2024: CVUSA / CVACT /
-  VIGOR under North-aligned, unknown orientation and FoV 180/90/70; SinGeo, arXiv
-  2603.09377; CV-Cities, arXiv 2411.12431: CVUSA / CVACT / VIGOR same and cross). Add
-  rows here with the table they come from when a copy is read.
+- "HyperAI (Papers with Code mirror)": Sample4Geo's VIGOR rows (Deuser, Habel, Oswald, ICCV
+  2023), as re-reported on https://beta.hyper.ai/cn/papers/2303.11851 (read 2026-12-02 through
+  the search tool's stored copy; its section "基准测试" (benchmarks) lists the Papers with Code
+  leaderboard entries of the paper). Cross-area ("image-based-localization-on-vigor-cross-area"):
+  R@1 61.70, R@5 83.50, R@10 88.00, R@1% 98.17, hit rate 69.87. Same-area
+  ("image-based-localization-on-vigor-same-area"): R@1 77.86, R@1% 99.61, hit rate 89.82; the
+  stored copy is cut off after "99.61", so R@5 / R@10 were not read (left None). Second-hand
+  (not the paper's own table). Cross-check: the same page lists Sample4Geo's CVUSA and
+  CVACT_val rows exactly as the rows above (98.68/99.68/99.78/99.87 and 90.81/96.74/97.48/98.77);
+  the released weights' file names quoted in github halisyucel/Sample4Geo ``PROGRESS.md``
+  (commit 0b4860ada94505c4385a363ec831d95543c2a668) are ``weights_e40_0.7786.pth`` for VIGOR
+  same-area (R@1 77.86 agrees) and ``weights_e40_0.6109.pth`` for cross-area (61.09, not the
+  reported 61.70: no cross-check for the cross-area row). A third-party planning note in a GitHub
+  repository (search-index file id 53938286187; the index does not name the repository) lists the
+  same same-area R@1 77.86 / hit rate 89.82, and TransGeo same-area hit rate 73.09: that number is
+  NOT added (the note gives no source and its cross-area figures, "~40" for Sample4Geo, contradict
+  the row above). Sample4Geo's VIGOR cut-off is
+  ``M // 100`` and its hit rate VIGOR's rule (:mod:`cvmnet_tf.evaluation.vigor_metrics`).
+- NOT available here (the search tool's stored web pages hold only each page's opening
+  (about 2,000 characters), never the tables of a paper; the repositories' READMEs have no
+  result tables; GitHub issues quote no further numbers): the VIGOR paper's retrieval table
+  (Zhu, Yang, Chen, CVPR 2021: Siamese-VGG, SAFA, SAFA+Mining, VIGOR; same-area and
+  cross-area, R@1/5/10/1% and hit rate), TransGeo's cross-area row and its hit rates, Sample4Geo's
+  same-area R@5 / R@10, DSM's limited-FoV tables (Shi et al., CVPR 2020: CVUSA and CVACT at FoV
+  360/180/90/70 with unknown orientation; its abstract gives only ratios: top-1 recall on CVUSA
+  x3.3 for panoramas with unknown orientation and x6 for 180-degree FoV images with unknown
+  orientation), TransGeo's FoV rows (CVUSA at FoV 90 / 70), and the tables of later papers that re-report them (ConGeo,
+  arXiv 2403.13965, ECCV 2024: CVUSA / CVACT / VIGOR under North-aligned, unknown orientation
+  and FoV 180/90/70; SinGeo, arXiv 2603.09377; CV-Cities, arXiv 2411.12431: CVUSA / CVACT /
+  VIGOR same and cross). Add rows here with the table they come from when a copy is read.
 
 University-1652 metrics (layumi/University1652-Baseline ``evaluate_gpu.py``):
 R@K = first true match within the top K; AP = trapezoid average precision
@@ -76,8 +96,8 @@ class PublishedResult:
 
     source: str
     model: str            # cvm_net_i, cvm_net_ii, siamese_alexnet, siamese_vgg, workman, vo_hays, zhai, safa,
-                          # sample4geo, siam_fcanet, university1652_baseline
-    dataset: str          # cvusa, vohays, cvact_val, cvact_test, university1652
+                          # sample4geo, siam_fcanet, university1652_baseline, transgeo
+    dataset: str          # cvusa, vohays, cvact_val, cvact_test, university1652, vigor_same, vigor_cross
     backbone: Optional[str] = None   # vgg16, alexnet (None: not stated / not applicable)
     loss: Optional[str] = None       # weighted_soft_margin_triplet, weighted_quadruplet, contrastive
     recall_at_1: Optional[float] = None
@@ -100,6 +120,7 @@ _RE = "later re-report"
 _WT = "weighted_soft_margin_triplet"
 _WQ = "weighted_quadruplet"
 _U1652 = "U1652 leaderboard"
+_S4G_VIGOR = "Sample4Geo (Deuser et al. 2023), as re-reported on HyperAI (Papers with Code mirror)"
 UNIVERSITY1652_TASKS = TASKS  # one list of the tasks: the University-1652 loader's
 D2S, S2D = TASKS
 
@@ -165,13 +186,21 @@ PUBLISHED: List[PublishedResult] = [
     PublishedResult("TransGeo (Zhu et al. 2022), as re-reported in TransGeo issue #40", "transgeo", "vigor_same",
                     None, None, 61.48, 87.54, 91.88, 99.56, cutoff_rule="transgeo",
                     note="second-hand; hit rate not quoted"),
+    # VIGOR, Sample4Geo, as re-reported on HyperAI's mirror of the Papers with Code entries (module docstring).
+    PublishedResult(_S4G_VIGOR, "sample4geo", "vigor_cross", None, None, 61.70, 83.50, 88.00, 98.17,
+                    cutoff_rule="sample4geo", hit_rate=69.87,
+                    note="second-hand; beta.hyper.ai/cn/papers/2303.11851, vigor-cross-area"),
+    PublishedResult(_S4G_VIGOR, "sample4geo", "vigor_same", None, None, 77.86, None, None, 99.61,
+                    cutoff_rule="sample4geo", hit_rate=89.82,
+                    note="second-hand; beta.hyper.ai/cn/papers/2303.11851, vigor-same-area; R@5/R@10 not read"),
 ]
 
 #: Published tables not available here (module docstring), shown beside VIGOR / FoV results.
 MISSING_TABLES = {
     "vigor": ("VIGOR paper (Zhu et al., CVPR 2021), retrieval table: Siamese-VGG, SAFA, SAFA+Mining, VIGOR, "
-              "same-area and cross-area (R@1/5/10/1%, hit rate); TransGeo (CVPR 2022) cross-area row; Sample4Geo "
-              "(ICCV 2023) VIGOR table; re-reported in ConGeo (arXiv 2403.13965) and CV-Cities (arXiv 2411.12431)"),
+              "same-area and cross-area (R@1/5/10/1%, hit rate); TransGeo (CVPR 2022) cross-area row and hit "
+              "rates; Sample4Geo (ICCV 2023) same-area R@5/R@10; re-reported in ConGeo (arXiv 2403.13965) and "
+              "CV-Cities (arXiv 2411.12431)"),
     "fov": ("DSM (Shi et al., CVPR 2020) CVUSA and CVACT tables at FoV 360/180/90/70 with unknown orientation; "
             "TransGeo (CVPR 2022) CVUSA at FoV 90/70; re-reported in ConGeo (arXiv 2403.13965) and SinGeo "
             "(arXiv 2603.09377)"),
@@ -358,8 +387,8 @@ def vigor_comparison_table(results: Mapping[str, float], area: str, label: str =
                            model: Optional[str] = None, top_percent_rule: str = "cvm_net") -> str:
     """Markdown table: our :func:`cvmnet_tf.evaluation.vigor_metrics.evaluate_vigor` dict
     (fractions) beside the published VIGOR rows of ``area`` ("same" | "cross"), with each
-    row's cut-off rule, the chance levels of a random ranking, and the tables not
-    available here (:data:`MISSING_TABLES`) when no row is."""
+    row's cut-off rule, the chance levels of a random ranking, and the published tables not
+    read here (:data:`MISSING_TABLES`)."""
     if area not in ("same", "cross"):
         raise ValueError(f"area must be 'same' or 'cross'; got {area!r}")
     rows = find_published(model, f"vigor_{area}")
@@ -389,6 +418,8 @@ def vigor_comparison_table(results: Mapping[str, float], area: str, label: str =
                      f"{results.get('chance/mean_error_m', float('nan')):.1f} m on average).")
     if not rows:
         lines.append(f"No published {area}-area row could be read here; to fill in: {MISSING_TABLES['vigor']}.")
+    else:
+        lines.append(f"Published tables not read here (to fill in): {MISSING_TABLES['vigor']}.")
     return "\n".join(lines) + "\n"
 
 
