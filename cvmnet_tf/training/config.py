@@ -40,6 +40,7 @@ from cvmnet_tf.data.vigor import AREAS as VIGOR_AREAS
 from cvmnet_tf.losses import LOSS_NAMES, check_loss_arguments, loss_parameters, min_batch_size
 from cvmnet_tf.models.backbones import BACKBONE_NAMES, INITS
 from cvmnet_tf.models.registry import MODEL_NAMES
+from cvmnet_tf.training.distribute import STRATEGIES
 from cvmnet_tf.training.options import option, option_info
 
 __all__ = ["TrainConfig", "PRESETS", "PRESET_DATASET_VALUES", "LR_SCHEDULES", "make_config", "ARCHITECTURE_KEYS",
@@ -117,6 +118,11 @@ class TrainConfig:
                                     architecture=True)
     mixed_precision: bool = option(False, "mixed_float16 with loss scaling.")
     jit_compile: bool = option(False, "XLA-compile the training step.", alters_run=False)
+    strategy: str = option("auto", "tf.distribute strategy: 'auto' (MirroredStrategy when there are several GPUs, "
+                           "else one device), 'mirrored' (every GPU of this machine) or 'multi_worker' (the machines "
+                           "of the TF_CONFIG environment variable; README, several GPUs and machines). --batch_size "
+                           "is the global batch, split over all replicas; the loss is computed on the whole of it.",
+                           choices=STRATEGIES, alters_run=False)
     seed: int = option(0, "Seed of shuffling, augmentation, dropout and initialisation (0 .. 2**32 - 1).")
     resume: bool = option(False, "Continue from the last complete checkpoint in --output_dir.", alters_run=False)
     overwrite: bool = option(False, "Delete a previous run of this model in --output_dir first (its checkpoints, "
