@@ -40,6 +40,7 @@ from cvmnet_tf.data.vigor import AREAS as VIGOR_AREAS
 from cvmnet_tf.losses import LOSS_NAMES, check_loss_arguments, loss_parameters, min_batch_size
 from cvmnet_tf.models.backbones import BACKBONE_NAMES, INITS
 from cvmnet_tf.models.registry import MODEL_NAMES
+from cvmnet_tf.training.distribute import STRATEGIES
 from cvmnet_tf.training.options import option, option_info
 from cvmnet_tf.utils.precision import PRECISION_NAMES, precision_name
 
@@ -121,6 +122,11 @@ class TrainConfig:
                                   "with AMX or AVX512_BF16). Variables, NetVLAD's softmax/norms and the losses stay "
                                   "float32.", choices=PRECISION_NAMES, normalize=precision_name)
     jit_compile: bool = option(False, "XLA-compile the training step.", alters_run=False)
+    strategy: str = option("auto", "tf.distribute strategy: 'auto' (MirroredStrategy when there are several GPUs, "
+                           "else one device), 'mirrored' (every GPU of this machine) or 'multi_worker' (the machines "
+                           "of the TF_CONFIG environment variable; README, several GPUs and machines). --batch_size "
+                           "is the global batch, split over all replicas; the loss is computed on the whole of it.",
+                           choices=STRATEGIES, alters_run=False)
     seed: int = option(0, "Seed of shuffling, augmentation, dropout and initialisation (0 .. 2**32 - 1).")
     resume: bool = option(False, "Continue from the last complete checkpoint in --output_dir.", alters_run=False)
     overwrite: bool = option(False, "Delete a previous run of this model in --output_dir first (its checkpoints, "

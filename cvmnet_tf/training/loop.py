@@ -18,6 +18,12 @@ run settings, or ``--allow_changed_settings``, which records the change) or repl
 ``--overwrite``; what killed runs left behind (``*.tmp-<pid>`` files and folders of dead
 processes) is removed. After the last epoch a closing line names the final checkpoint
 and the commands to run next (export, extract + evaluate).
+
+``--strategy`` (:mod:`cvmnet_tf.training.distribute`): one device, MirroredStrategy or
+MultiWorkerMirroredStrategy; ``--batch_size`` is the global batch. Under ``multi_worker``
+every worker runs this loop in step; only the chief writes (checkpoints, result files,
+flags, TensorBoard, the synthetic data); the others read ``--output_dir`` (a folder all
+workers see) only to resume from the chief's last checkpoint, and skip validation.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import tensorflow as tf
 import keras
 
 from cvmnet_tf.training import checkpoints as ckpt
+from cvmnet_tf.training import distribute
 from cvmnet_tf.training import keras_internals
 from cvmnet_tf.training.config import TrainConfig
 from cvmnet_tf.training.step import make_train_step
@@ -121,7 +128,7 @@ def train(config: TrainConfig) -> TrainResult:
     run = setup(config)
     for epoch in range(run.start_epoch, config.epochs + 1):
         record_epoch(run, epoch, run_epoch(run, epoch))
-    if run.history:
+    if run.history and distribute.is_chief(run.strategy):
         table = comparison_with_published(config, run.history[-1])
         if table:
             run.log(table)
@@ -156,22 +163,28 @@ def setup(config: TrainConfig) -> TrainingRun:
     config.validate()
     from cvmnet_tf import data as cv_data
 
-    log = _logger(config.verbose)
+    strategy = distribute.make_strategy(config.strategy)  # before other TensorFlow work (multi_worker)
+    chief = distribute.is_chief(strategy)
+    log = _logger(config.verbose if chief else 0)
     start_epoch, changed = _check_output_dir(config)
-    removed = remove_leftovers(config.output_dir, config.model)
-    if removed:
-        log(f"Removed {len(removed)} leftover(s) of an interrupted run: {first_items(removed, 3)}")
-    data_dir = prepare_data_dir(config, log)
+    _check_workers_agree(strategy, start_epoch, config)
+    if chief:
+        removed = remove_leftovers(config.output_dir, config.model)
+        if removed:
+            log(f"Removed {len(removed)} leftover(s) of an interrupted run: {first_items(removed, 3)}")
+        data_dir = prepare_data_dir(config, log)
+    distribute.barrier(strategy)  # the chief's synthetic data is complete (or generated here if not shared)
+    if not chief:
+        data_dir = prepare_data_dir(config, log)
     sizes = cv_data.ImageSizes(satellite=tuple(config.satellite_size), ground=tuple(config.ground_size))
     train_split, val_split = _load_splits(config, data_dir)
     keras.mixed_precision.set_global_policy(policy_name(config.mixed_precision))
     keras.utils.set_random_seed(config.seed)
-    strategy = _choose_strategy()
     if config.batch_size % strategy.num_replicas_in_sync:
-        raise ValueError(f"--batch_size={config.batch_size} must be divisible by the "
-                         f"{strategy.num_replicas_in_sync} replicas")
+        raise ValueError(f"--batch_size={config.batch_size} (the global batch) must be divisible by the "
+                         f"{strategy.num_replicas_in_sync} replicas of --strategy={config.strategy}")
     model, optimizer = _build(config, strategy, train_split)
-    if config.overwrite:
+    if config.overwrite and chief:
         _clear_previous_run(config)
     run = TrainingRun(config=config, log=log, data_dir=data_dir, sizes=sizes, train_split=train_split,
                       val_split=val_split, strategy=strategy, model=model, optimizer=optimizer,
@@ -179,9 +192,20 @@ def setup(config: TrainConfig) -> TrainingRun:
                       start_epoch=start_epoch,
                       full_steps_per_epoch=_steps_per_epoch(config, train_split, capped=False))
     _resume_or_start(run, changed)
-    if config.tensorboard:
+    if config.tensorboard and chief:
         run.writer = tf.summary.create_file_writer(os.path.join(config.output_dir, "logs", config.model))
     return run
+
+
+def _check_workers_agree(strategy, start_epoch: int, config: TrainConfig) -> None:
+    """multi_worker: every worker must resume from the same epoch (the chief's checkpoint in
+    an --output_dir all of them see); one line naming the disagreement otherwise."""
+    epochs = distribute.worker_values(strategy, start_epoch)
+    if len(set(epochs.tolist())) > 1:
+        raise RunFolderError(
+            f"--output_dir={config.output_dir}: the workers would start at epochs {epochs.tolist()} (one per "
+            "replica); under --strategy=multi_worker every worker must see the chief's run folder (a shared "
+            "file system), so that all resume from its last checkpoint")
 
 
 def _load_splits(config: TrainConfig, data_dir: str):
@@ -269,9 +293,10 @@ def _resume_or_start(run: TrainingRun, changed: dict) -> None:
         state = ckpt.restore_checkpoint(path, run.model, run.optimizer, config.to_dict())
         run.global_step = int(state["global_step"])
         run.history = ckpt.read_history(config.output_dir, config.model, run.start_epoch - 1)
-        ckpt.write_result_files(config.output_dir, config.model, run.history)
+        if distribute.is_chief(run.strategy):
+            ckpt.write_result_files(config.output_dir, config.model, run.history)
         run.log(f"Resumed from {path} (epoch {run.start_epoch - 1}, step {run.global_step})")
-        if changed:
+        if changed and distribute.is_chief(run.strategy):
             run.settings_change = {"from_epoch": run.start_epoch, "changed": changed}
             flags = _read_json(paths["flags"]) or {}
             atomic_io.write_json(paths["flags"], dict(config.to_dict(), data_dir=run.data_dir,
@@ -279,7 +304,7 @@ def _resume_or_start(run: TrainingRun, changed: dict) -> None:
                                                       + [run.settings_change]))
             run.log(f"WARNING: --allow_changed_settings: from epoch {run.start_epoch} on this run uses "
                     + _format_changes(changed) + f" (recorded in {paths['flags']} and the metrics log)")
-    else:
+    elif distribute.is_chief(run.strategy):
         atomic_io.write_json(paths["flags"], dict(config.to_dict(), data_dir=run.data_dir))
         ckpt.save_checkpoint(config.output_dir, run.model, run.optimizer, 0,
                              {"config": config.to_dict(), "global_step": 0, "record": None})
@@ -315,14 +340,15 @@ def run_epoch(run: TrainingRun, epoch: int) -> EpochStats:
     run.log(f"Epoch {epoch}/{config.epochs}" + (" (hard mining, top %d)" % config.hard_top_k if hard else ""))
     # Both shown as they are (stateful): the loss as the running epoch mean, so the bar's
     # last value equals the epoch line's.
-    bar = keras.utils.Progbar(run.steps_per_epoch, verbose=1 if config.verbose else 0,
+    bar = keras.utils.Progbar(run.steps_per_epoch, verbose=1 if config.verbose and distribute.is_chief(run.strategy)
+                              else 0,
                               stateful_metrics=["loss", "pairs/s"])
     t0 = time.perf_counter()
     t_last = t0
     losses, steps = [], 0
-    for batch in _distributed(run.strategy, dataset):
+    for batch in distribute.distribute_dataset(run.strategy, dataset):
         loss = float(step_fn(batch))
-        report.observe(_local_indices(run.strategy, batch))
+        report.observe(distribute.global_values(run.strategy, batch["index"]))
         steps += 1
         run.global_step += 1
         if not math.isfinite(loss):
@@ -350,6 +376,8 @@ def _non_finite(run: TrainingRun, epoch: int, steps: int, loss: float, batch) ->
     files = _batch_files(batch, run.train_split, run.strategy)
     listing = os.path.join(config.output_dir, "Result", f"{config.model}_nonfinite_batch.txt")
     try:
+        if not distribute.is_chief(run.strategy):
+            raise OSError("only the chief writes")
         atomic_io.write_text(listing, "".join(f + "\n" for f in files))
         where = f"the batch's {len(files)} pairs are listed in {listing}"
     except OSError:
@@ -367,6 +395,8 @@ def record_epoch(run: TrainingRun, epoch: int, stats: EpochStats) -> dict:
     from cvmnet_tf.evaluation.metrics import tie_warning
 
     config = run.config
+    if not distribute.is_chief(run.strategy):
+        return _worker_record(run, epoch, stats)
     t1 = time.perf_counter()
     metrics, val_skipped = validate_split(run.model, run.val_split, run.sizes, config)
     train_skipped = list(stats.skips.skipped) if stats.skips is not None else []
@@ -413,6 +443,14 @@ def record_epoch(run: TrainingRun, epoch: int, stats: EpochStats) -> dict:
     run.log(_epoch_line(epoch, record, metrics))
     if warning:
         run.log(f"WARNING: {warning}")
+    return record
+
+
+def _worker_record(run: TrainingRun, epoch: int, stats: EpochStats) -> dict:
+    """A non-chief worker's epoch (multi_worker): no validation, nothing written."""
+    record = {"epoch": epoch, "iterations": stats.steps, "global_step": run.global_step,
+              "loss": float(np.mean(stats.losses)), "hard_mining": stats.hard, "metrics": {}}
+    run.history.append(record)
     return record
 
 
@@ -527,14 +565,6 @@ def write_synthetic_dataset(out_dir: str, dataset: str, num_train: int, num_val:
 
 
 # ---------------------------------------------------------------------------------------- helpers
-def _choose_strategy():
-    """MirroredStrategy over all GPUs when there are several, else the default strategy."""
-    gpus = tf.config.list_logical_devices("GPU")
-    if len(gpus) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
 def _reset_seed_generators(model, seed: int) -> None:
     """Give every random layer (dropout) a state that depends only on ``seed``."""
     for i, gen in enumerate(keras_internals.seed_generators(model)):
@@ -647,22 +677,10 @@ def _clear_previous_run(config: TrainConfig) -> None:
 def _batch_files(batch, split, strategy) -> list:
     """["<satellite path> + <ground path>"] of a batch ([] when unavailable)."""
     try:
-        rows = np.asarray(_local_indices(strategy, batch)).ravel().tolist()
+        rows = np.asarray(distribute.global_values(strategy, batch["index"])).ravel().tolist()
         return [f"{split.satellite_paths[i]} + {split.ground_paths[i]}" for i in rows]
     except Exception:  # noqa: BLE001 - never hide the real error behind a reporting failure
         return []
-
-
-def _distributed(strategy, dataset):
-    if strategy.num_replicas_in_sync == 1:
-        return dataset
-    return strategy.experimental_distribute_dataset(dataset)
-
-
-def _local_indices(strategy, batch):
-    if strategy.num_replicas_in_sync == 1:
-        return batch["index"]
-    return np.concatenate([np.asarray(t) for t in strategy.experimental_local_results(batch["index"])])
 
 
 def _format_skips(skips, limit: int = 10) -> str:

@@ -16,6 +16,20 @@ Two things make it cheaper than a plain ``GradientTape`` + ``optimizer.apply`` s
   ``v = b2 v + (1 - b2) g^2``, ``w -= alpha m / (sqrt(v) + eps)``, ``t`` = iterations + 1,
   and ``optimizer.iterations`` advances, so checkpoints and a later ``optimizer.apply``
   continue seamlessly. Any other optimizer goes through ``optimizer.apply``.
+
+Several replicas (a tf.distribute strategy with R > 1 replicas, each holding B / R pairs of
+the global batch of B): the loss is the single-device loss of the WHOLE global batch, as in
+the released code (whose graph spreads the two branches over two GPUs but computes the
+exhaustive loss over all B pairs): every replica all-gathers the satellite and ground
+descriptors of all replicas (:func:`gather_global_batch`, rows in replica order = the global
+batch's order) and evaluates ``loss_fn`` on the (B, dim) pair, so each anchor meets its
+B - 1 in-batch negatives (not B / R - 1), hard mining included. The gradient: in replica r
+only its own rows are differentiable (the other replicas' rows enter as constants), so its
+gradient is the part of dL/dw that flows through its own pairs; ``optimizer.apply`` sums the
+replicas' gradients (all-reduce SUM), which is exactly dL/dw of the single-device loss. The
+loss is therefore not divided by R (the per-replica-loss convention, loss / R, would give
+1/R of the gradient here). Under a ``LossScaleOptimizer`` the loss is scaled as usual and
+the summed gradients are unscaled by ``apply``.
 """
 
 import keras
@@ -23,7 +37,7 @@ import tensorflow as tf
 
 from cvmnet_tf.training import keras_internals
 
-__all__ = ["make_train_step", "uses_fused_adam"]
+__all__ = ["make_train_step", "uses_fused_adam", "gather_global_batch"]
 
 
 def uses_fused_adam(optimizer, strategy=None) -> bool:
@@ -63,6 +77,24 @@ def _fused_adam_apply(optimizer, grads, variables):
     optimizer.iterations.assign_add(1)
 
 
+def gather_global_batch(x):
+    """In replica context: ``x`` (b, ...) of this replica -> (R * b, ...) rows of all R replicas
+    in replica order, of which only this replica's own rows carry a gradient (the others are
+    constants here: their gradient is computed by the replica that owns them). Every replica
+    must hold the same number of rows ``b`` (the training batches are full: drop_remainder)."""
+    ctx = tf.distribute.get_replica_context()
+    replicas = ctx.num_replicas_in_sync
+    if replicas == 1:
+        return x
+    gathered = ctx.all_gather(tf.stop_gradient(x), axis=0)
+    rows = tf.shape(x)[0]
+    start = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * rows
+    out = tf.concat([gathered[:start], x, gathered[start + rows:]], axis=0)
+    batch = x.shape[0]
+    out.set_shape([None if batch is None else batch * replicas] + x.shape.as_list()[1:])
+    return out
+
+
 def make_train_step(model, optimizer, loss_fn, strategy=None, jit_compile: bool = False):
     """A compiled training step ``step(batch) -> loss`` (float32 scalar tensor).
 
@@ -70,7 +102,8 @@ def make_train_step(model, optimizer, loss_fn, strategy=None, jit_compile: bool 
     network inputs (other keys are ignored). One Adam update of ``model``'s trainable
     variables on ``loss_fn(satellite_descriptors, ground_descriptors)``; with a
     ``LossScaleOptimizer`` the loss is scaled. ``strategy``: a tf.distribute strategy
-    (default: the current one); the loss is averaged over replicas. ``jit_compile``:
+    (default: the current one); with several replicas the loss is computed on the gathered
+    global batch (module docstring) and equals the single-device loss. ``jit_compile``:
     compile the step with XLA. ``step.python_function`` runs the same step eagerly.
     """
     strategy = strategy or tf.distribute.get_strategy()
@@ -87,8 +120,11 @@ def make_train_step(model, optimizer, loss_fn, strategy=None, jit_compile: bool 
             for var in variables:
                 tape.watch(keras_internals.backend_variable(var))
             out = model({"satellite": batch["satellite"], "ground": batch["ground"]}, training=True)
-            loss = loss_fn(out["satellite"], out["ground"])
-            scaled = loss if fused else optimizer.scale_loss(loss / replicas)
+            satellite, ground = out["satellite"], out["ground"]
+            if replicas > 1:  # the whole global batch: the single-device loss and gradient
+                satellite, ground = gather_global_batch(satellite), gather_global_batch(ground)
+            loss = loss_fn(satellite, ground)
+            scaled = loss if fused else optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, [keras_internals.backend_variable(var) for var in variables])
         if fused:
             _fused_adam_apply(optimizer, grads, variables)
@@ -99,6 +135,7 @@ def make_train_step(model, optimizer, loss_fn, strategy=None, jit_compile: bool 
     @tf.function(jit_compile=jit_compile, reduce_retracing=True)
     def step(batch):
         per_replica = strategy.run(replica_step, args=(batch,))
+        # every replica computed the same global-batch loss: the mean is that loss
         return strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
 
     return step
