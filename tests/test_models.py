@@ -170,7 +170,7 @@ def test_registry_lists_every_model_and_config_builds_it():
     assert models.MODEL_NAMES == ("cvm_net_i", "cvm_net_ii", "siamese_vgg", "siamese_alexnet")
     assert set(models.model_arguments("siamese_vgg")) == {
         "satellite_shape", "ground_shape", "descriptor_dim", "dropout_rate", "weights", "width",
-        "freeze_early_layers", "polar_satellite", "polar_size", "init"}
+        "freeze_early_layers", "polar_satellite", "polar_size", "init", "input_dtype"}
     config = {"model": "siamese_vgg", "satellite_size": [64, 64], "ground_size": [32, 128], "num_clusters": 8,
               "descriptor_dim": 32, "dropout_rate": 0.2, "backbone": None, "weights": "none", "width": 1.0,
               "freeze_early_layers": True, "normalize_output": True}

@@ -2,6 +2,9 @@
 
 ``make_pair_dataset`` yields dicts ``{"satellite": float32 (B, Hs, Ws, 3), "ground": float32
 (B, Hg, Wg, 3), "index": int64 (B,)}``; ``index`` is the pair's position in the split.
+With ``output_dtype="uint8"`` (the training loop's choice for a model built with
+``input_dtype="uint8"``) the images are RGB uint8 pixels and the model's first layer does
+the BGR swap, mean subtraction and float cast on the device.
 File reading, JPEG decoding and preprocessing run in parallel ``map`` calls (no Python
 per element).
 
@@ -226,7 +229,10 @@ class SkipReport:
 #   -> filter(ok) -> map B: preprocess_satellite / preprocess_ground (parallel; no tf.cond,
 #   bad elements never reach it) -> ignore_errors -> batch -> prefetch.
 # (Casting/BGR/mean on the whole batch after batch() was measured as well: no faster on
-# CPU, so every element leaves map B as final network input.)
+# CPU, so with output_dtype="float32" every element leaves map B as final network input;
+# with "uint8" the model's NetworkInput layer does that step on the device.)
+#: Values of ``make_pair_dataset(output_dtype=...)``.
+OUTPUT_DTYPES = ("float32", "uint8")
 _ORDER_SEED_SALT = 0x5EED0C1A55  # the class-unique order's stream differs from augmentation's
 
 
@@ -380,7 +386,7 @@ def make_pair_dataset(split: PairSplit, sizes: ImageSizes | None = None, *, trai
                       drop_remainder: bool | None = None,
                       num_parallel_calls=AUTOTUNE, return_report: bool = False,
                       tune_malloc: bool | None = None, augmentation: str = "released",
-                      ground_crop=None):
+                      ground_crop=None, output_dtype: str = "float32"):
     """Batched, preprocessed (satellite, ground) pairs of ``split``.
 
     Args:
@@ -412,12 +418,22 @@ def make_pair_dataset(split: PairSplit, sizes: ImageSizes | None = None, *, trai
         training, at the fixed-seed heading of its split row in evaluation. With
         ``split.covers`` (VIGOR) training batches are overlap-free
         (:func:`cvmnet_tf.data.sampling.overlap_free_order`).
+      output_dtype: "float32" (default): the network input, BGR minus the caffe means;
+        "uint8": RGB pixels rounded to uint8 (:func:`~cvmnet_tf.data.preprocessing.satellite_uint8`
+        / :func:`~cvmnet_tf.data.preprocessing.ground_uint8`; within 0.5 per value of the
+        float32 output before its BGR / mean step) for a model that preprocesses on the
+        device (``input_dtype="uint8"``, :class:`cvmnet_tf.layers.NetworkInput`): a quarter
+        of the bytes per batch and no per-value float work on the host. Pick it with
+        :func:`cvmnet_tf.models.model_input_dtype`.
     Returns:
-      tf.data.Dataset of {"satellite": float32 (B, Hs, Ws, 3), "ground": float32
-      (B, Hg, Wg', 3), "index": int64 (B,)}, BGR minus caffe means (Wg' = Wg, or the crop
-      width with ``ground_crop``); or (dataset, report).
+      tf.data.Dataset of {"satellite": (B, Hs, Ws, 3), "ground": (B, Hg, Wg', 3), "index":
+      int64 (B,)} of ``output_dtype`` (Wg' = Wg, or the crop width with ``ground_crop``);
+      or (dataset, report).
     """
     sizes = sizes or ImageSizes()
+    if output_dtype not in OUTPUT_DTYPES:
+        raise ValueError(f"output_dtype={output_dtype!r} must be one of {OUTPUT_DTYPES}")
+    raw = output_dtype == "uint8"
     if augmentation not in AUGMENTATIONS:
         raise ValueError(f"augmentation={augmentation!r} must be one of {AUGMENTATIONS}")
     if training and augmentation == "aligned" and int(sizes.ground[1]) % 4:
@@ -466,9 +482,10 @@ def make_pair_dataset(split: PairSplit, sizes: ImageSizes | None = None, *, trai
 
     def preprocess(e):
         seed_pair = tf.stack([e["_rnd"], e["index"]]) if training else None
-        sat = pp.preprocess_satellite(e["satellite"], s_size, training=released,
-                                      seed=seed_pair if released else None)
-        grd = pp.preprocess_ground(e["ground"], g_size, dataset)
+        satellite_fn, ground_fn = ((pp.satellite_uint8, pp.ground_uint8) if raw
+                                   else (pp.preprocess_satellite, pp.preprocess_ground))
+        sat = satellite_fn(e["satellite"], s_size, training=released, seed=seed_pair if released else None)
+        grd = ground_fn(e["ground"], g_size, dataset)
         if aligned:
             sat, grd = aligned_pair_augment(sat, grd, *aligned_augment_params(seed_pair))
         grd = crop(grd, e["index"], seed_pair)   # limited FoV: after any turn of the full panorama

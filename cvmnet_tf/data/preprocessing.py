@@ -40,6 +40,16 @@ the rotation (see :func:`preprocess_satellite`). :func:`satellite_pixels` /
 ``tf.image.resize(method="area")``: separable gather / sparse-matmul formulations were
 2-5x slower on CPU.
 
+uint8 output (``make_pair_dataset(output_dtype="uint8")``, the training pipeline of a
+model whose first layer preprocesses on the device, :class:`cvmnet_tf.layers.NetworkInput`):
+:func:`satellite_uint8` / :func:`ground_uint8` are the geometric parts rounded to uint8
+RGB (``to_uint8``: round half to even, saturate). Crop and rotation are exact on uint8 (the
+rotation runs after the rounding, on 1 byte per value); an area resize is rounded, so each
+channel value is within 0.5 of :func:`satellite_pixels` / :func:`ground_pixels`; a CVUSA
+panorama at the paper size is passed through untouched. ``to_network_input(*_uint8(...))``
+therefore equals ``preprocess_*(...)`` to within 0.5 per value (the released code's own
+``cv2.resize`` on uint8 rounds the same way).
+
 Deviations from the released code (numerically small): the area resize runs on the
 uint8-valued image in float32 instead of producing rounded uint8 (differences <= 0.5 grey
 levels); the rotation is an exact 90-degree rotation (tf.image.rot90) whereas
@@ -256,6 +266,35 @@ def preprocess_satellite(image_uint8_rgb: tf.Tensor, size=(512, 512), training: 
     n = size[0] * size[1] * 3
     flat = tf.reshape(image, [n]) - tf.constant(_mean_tile(n)[::-1].copy())
     return tf.reshape(tf.reverse(flat, axis=[0]), [size[0], size[1], 3])
+
+
+def to_uint8(image: tf.Tensor) -> tf.Tensor:
+    """Pixel values 0..255 (any real dtype) -> uint8, rounded half to even and saturated;
+    a uint8 image is returned as it is."""
+    image = tf.convert_to_tensor(image)
+    if image.dtype == tf.uint8:
+        return image
+    return tf.saturate_cast(tf.round(tf.cast(image, tf.float32)), tf.uint8)
+
+
+def satellite_uint8(image_uint8_rgb: tf.Tensor, size=(512, 512), training: bool = False,
+                    seed=None) -> tf.Tensor:
+    """:func:`satellite_pixels` rounded to uint8 RGB (size[0], size[1], 3): the same crop and
+    rotation draws for the same ``seed``; the rotation is applied to the rounded uint8
+    image (exact), so every value is within 0.5 of :func:`satellite_pixels`."""
+    size = _size(size, "satellite")
+    if training:
+        image, k = training_crop_resize(image_uint8_rgb, size, seed)
+        image = rot90(to_uint8(image), k)
+    else:
+        image = to_uint8(resize_area(tf.convert_to_tensor(image_uint8_rgb), size))
+    return tf.ensure_shape(image, [size[0], size[1], 3])
+
+
+def ground_uint8(image_uint8_rgb: tf.Tensor, size=(224, 1232), dataset: str = "cvusa") -> tf.Tensor:
+    """:func:`ground_pixels` rounded to uint8 RGB (size[0], size[1], 3) (a CVUSA panorama at
+    the paper size is returned untouched)."""
+    return to_uint8(ground_pixels(image_uint8_rgb, size, dataset))
 
 
 def ground_ok(image_shape, size=(224, 1232), dataset: str = "cvusa") -> tf.Tensor:

@@ -4,6 +4,7 @@ Importing this package registers the layers for ``.keras`` deserialisation under
 the package name ``cvmnet_tf``.
 """
 from cvmnet_tf.layers.netvlad import NetVLAD
+from cvmnet_tf.layers.network_input import NetworkInput
 from cvmnet_tf.layers.polar import PolarTransform, polar_sampling
 from cvmnet_tf.layers.normalization import (
     L2Normalize,
@@ -12,4 +13,4 @@ from cvmnet_tf.layers.normalization import (
     precise_dtype,
 )
 
-__all__ = ["NetVLAD", "PolarTransform", "polar_sampling", "L2Normalize", "LocalResponseNormalization", "l2_normalize", "precise_dtype"]
+__all__ = ["NetVLAD", "NetworkInput", "PolarTransform", "polar_sampling", "L2Normalize", "LocalResponseNormalization", "l2_normalize", "precise_dtype"]

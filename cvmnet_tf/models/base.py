@@ -8,18 +8,39 @@ architecture (model, backbone, sizes, K, descriptor size, width, ...) and loadin
 the same graph, so shared layers stay shared and no side file is needed to guess sizes.
 The dtype policy the model was built under (e.g. ``mixed_float16``) is part of the config.
 
-Inputs ``{"satellite": (batch, Hs, Ws, 3), "ground": (batch, Hg, Wg, 3)}`` (preprocessed:
-BGR, caffe means subtracted, float32); outputs ``{"satellite": (batch, dim), "ground":
-(batch, dim)}`` float32 descriptors.
+Inputs ``{"satellite": (batch, Hs, Ws, 3), "ground": (batch, Hg, Wg, 3)}``; outputs
+``{"satellite": (batch, dim), "ground": (batch, dim)}`` float32 descriptors. What the inputs
+hold is the model's ``input_dtype`` (:data:`INPUT_DTYPES`):
+
+- ``"uint8"`` (the default of new models): RGB pixels 0..255; the model's first layers
+  (:class:`cvmnet_tf.layers.NetworkInput`, ``network_input_sat`` / ``network_input_grd``)
+  do the BGR swap, float cast and caffe mean subtraction on the device. Called with float
+  inputs, such a model takes them as already preprocessed (BGR minus means) and skips
+  those layers (:meth:`CrossViewModel.call`), so the evaluation pipelines and the branch
+  encoders (float network input) give the same descriptors for every model.
+- ``"float32"``: preprocessed inputs (BGR minus the caffe means, float32), no such layer:
+  the contract of models saved before ``input_dtype`` existed. A ``.keras`` file without
+  ``input_dtype`` in its config loads as this; the argument is recorded only when it is
+  "uint8", so such a model's config and fingerprint are those it always had.
+
+Pick the matching pipeline with :func:`cvmnet_tf.models.model_input_dtype`
+(``make_pair_dataset(output_dtype=...)``).
 """
 import contextlib
+import warnings
 
 import keras
 
 from cvmnet_tf.models import backbones
 
-__all__ = ["CrossViewModel", "dtype_policy_scope", "check_model_args", "model_inputs", "branch_backbones",
-           "satellite_view", "default_polar_size", "resolve_polar_size", "BLACK_NETWORK_INPUT"]
+__all__ = ["CrossViewModel", "dtype_policy_scope", "check_model_args", "model_inputs", "network_input",
+           "input_dtype_argument", "branch_backbones", "satellite_view", "default_polar_size", "resolve_polar_size",
+           "BLACK_NETWORK_INPUT", "INPUT_DTYPES", "NETWORK_INPUT_LAYERS"]
+
+#: Values of the models' ``input_dtype`` argument (module docstring).
+INPUT_DTYPES = ("uint8", "float32")
+#: The :class:`~cvmnet_tf.layers.NetworkInput` layer of each input of a "uint8" model.
+NETWORK_INPUT_LAYERS = {"satellite": "network_input_sat", "ground": "network_input_grd"}
 
 #: The network input of a black pixel: BGR 0 minus the caffe means (B, G, R) of
 #: :data:`cvmnet_tf.data.preprocessing.CAFFE_BGR_MEAN` (a test checks they agree; the models
@@ -53,11 +74,32 @@ def check_model_args(satellite_shape, ground_shape, descriptor_dim, dropout_rate
         raise ValueError(f"{fn}: dropout_rate must be in [0, 1), got {dropout_rate!r}")
 
 
-def model_inputs(satellite_shape, ground_shape):
-    """The two named ``keras.Input`` s: "satellite" (Hs, Ws, 3) and "ground" (Hg, Wg, 3)."""
-    satellite = keras.Input(shape=tuple(satellite_shape) + (3,), name="satellite")
-    ground = keras.Input(shape=tuple(ground_shape) + (3,), name="ground")
+def model_inputs(satellite_shape, ground_shape, input_dtype="float32"):
+    """The two named ``keras.Input`` s: "satellite" (Hs, Ws, 3) and "ground" (Hg, Wg, 3), of
+    ``input_dtype`` (:data:`INPUT_DTYPES`; "float32" builds the float inputs of the current
+    float policy)."""
+    dtype = "uint8" if input_dtype == "uint8" else None
+    satellite = keras.Input(shape=tuple(satellite_shape) + (3,), name="satellite", dtype=dtype)
+    ground = keras.Input(shape=tuple(ground_shape) + (3,), name="ground", dtype=dtype)
     return satellite, ground
+
+
+def input_dtype_argument(input_dtype, fn):
+    """``input_dtype`` checked against :data:`INPUT_DTYPES` (ValueError naming ``fn``)."""
+    if input_dtype not in INPUT_DTYPES:
+        raise ValueError(f"{fn}: input_dtype must be one of {INPUT_DTYPES}, got {input_dtype!r}")
+    return input_dtype
+
+
+def network_input(satellite, ground, input_dtype):
+    """(satellite, ground) network-input tensors: the inputs themselves for "float32",
+    through :class:`~cvmnet_tf.layers.NetworkInput` (float32 under a mixed policy) for "uint8"."""
+    if input_dtype != "uint8":
+        return satellite, ground
+    from cvmnet_tf.layers import NetworkInput, precise_dtype
+
+    return (NetworkInput(dtype=precise_dtype(), name=NETWORK_INPUT_LAYERS["satellite"])(satellite),
+            NetworkInput(dtype=precise_dtype(), name=NETWORK_INPUT_LAYERS["ground"])(ground))
 
 
 def branch_backbones(backbone, satellite_shape, ground_shape, weights, dropout_rate, width=1.0,
@@ -130,9 +172,39 @@ class CrossViewModel(keras.Model):
 
     def _finish_init(self, inputs, outputs, name, dtype, arguments, **kwargs):
         policy = keras.config.dtype_policy().name if dtype is None else str(dtype)
+        arguments = dict(arguments)
+        input_dtype = arguments.pop("input_dtype", "float32")
+        if input_dtype == "uint8":  # recorded only when not the pre-existing float contract
+            arguments["input_dtype"] = input_dtype
         super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
         self.architecture_arguments = tuple(sorted(_jsonable(arguments).items()))
         self.build_dtype_policy = policy
+        self.takes_uint8 = input_dtype == "uint8"  # (keras.Layer.input_dtype is another thing)
+        # The float-input view of a "uint8" model, built on first use; kept out of Keras'
+        # attribute tracking (it shares every layer, it must not be saved twice).
+        object.__setattr__(self, "_float_view", None)
+
+    def call(self, inputs, training=None, mask=None):
+        """The functional graph; a "uint8" model given floating-point inputs runs from the
+        outputs of its :class:`~cvmnet_tf.layers.NetworkInput` layers (inputs already
+        preprocessed, module docstring)."""
+        if self.takes_uint8 and _all_floating(inputs):
+            return self.float_input_view()(inputs, training=training)
+        return super().call(inputs, training=training, mask=mask)
+
+    def float_input_view(self):
+        """The model from its network input (float, BGR minus means) to its outputs: itself
+        for a "float32" model, the graph after the NetworkInput layers for a "uint8" one
+        (same layer objects, weights shared)."""
+        if not self.takes_uint8:
+            return self
+        if self._float_view is None:
+            inputs = {key: self.get_layer(layer).output for key, layer in NETWORK_INPUT_LAYERS.items()}
+            with warnings.catch_warnings():  # dict keys differ from the (layer output) tensor names
+                warnings.simplefilter("ignore", UserWarning)
+                view = keras.Model(inputs, self.output, name=f"{self.name}_float_input")
+            object.__setattr__(self, "_float_view", view)
+        return self._float_view
 
     def get_config(self):
         # Not chained to super(): a functional model's own config is a layer graph, which
@@ -143,7 +215,17 @@ class CrossViewModel(keras.Model):
 
     @classmethod
     def from_config(cls, config):
+        config = dict(config)
+        config.setdefault("input_dtype", "float32")  # saved before input_dtype existed
         return cls(**config)
+
+
+def _all_floating(inputs) -> bool:
+    from keras import tree
+
+    flat = tree.flatten(inputs)
+    return bool(flat) and all(hasattr(x, "dtype") and "float" in keras.backend.standardize_dtype(x.dtype)
+                              for x in flat)
 
 
 def _jsonable(arguments):

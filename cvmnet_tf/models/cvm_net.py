@@ -23,7 +23,7 @@ from cvmnet_tf.layers import L2Normalize, NetVLAD, precise_dtype
 from cvmnet_tf.models.backbones import scaled_channels
 from cvmnet_tf.models.backbones.common import check_init, conv_initializers
 from cvmnet_tf.models.base import (CrossViewModel, branch_backbones, check_model_args, dtype_policy_scope,
-                                   model_inputs, resolve_polar_size, satellite_view)
+                                   input_dtype_argument, model_inputs, network_input, resolve_polar_size, satellite_view)
 
 __all__ = ["CVMNetI", "CVMNetII"]
 
@@ -52,6 +52,12 @@ class CVMNetI(CrossViewModel):
         init: initialisation of randomly initialised layers: "released" (the code's) or "he"
             (He normal backbone kernels and zero biases; Glorot uniform FC with zero bias).
             Not part of the config: a loaded model takes its weights from the file.
+        input_dtype: "uint8" (default): the inputs are RGB uint8 pixels and the model's
+            first layers (:class:`cvmnet_tf.layers.NetworkInput`) do the BGR swap, cast and
+            mean subtraction on the device; "float32": the inputs are preprocessed already
+            (BGR minus the caffe means), as models saved before this argument
+            (:mod:`cvmnet_tf.models.base`). A "uint8" model called with float inputs takes
+            them as preprocessed.
         name: model name; dtype: Keras dtype policy to build under (None: the global one).
 
     Outputs: dict of unit-norm float32 (batch, descriptor_dim) descriptors.
@@ -62,21 +68,23 @@ class CVMNetI(CrossViewModel):
     def __init__(self, satellite_shape=(512, 512), ground_shape=(224, 1232), num_clusters=64,
                  descriptor_dim=4096, dropout_rate=0.2, backbone="vgg16", weights=None, width=1.0,
                  freeze_early_layers=True, polar_satellite=False, polar_size=None, init="released",
-                 name="cvm_net_i", dtype=None, **kwargs):
+                 input_dtype="uint8", name="cvm_net_i", dtype=None, **kwargs):
         check_init(init, "cvm_net_i")
         polar_size = resolve_polar_size(satellite_shape, polar_satellite, polar_size, "cvm_net_i")
         arguments = dict(satellite_shape=tuple(satellite_shape), ground_shape=tuple(ground_shape),
                          num_clusters=num_clusters, descriptor_dim=descriptor_dim, dropout_rate=dropout_rate,
                          backbone=backbone, width=width, freeze_early_layers=freeze_early_layers,
-                         polar_satellite=bool(polar_satellite), polar_size=polar_size)
+                         polar_satellite=bool(polar_satellite), polar_size=polar_size,
+                         input_dtype=input_dtype_argument(input_dtype, "cvm_net_i"))
         with dtype_policy_scope(dtype):
             check_model_args(satellite_shape, ground_shape, descriptor_dim, dropout_rate, "cvm_net_i")
-            satellite, ground = model_inputs(satellite_shape, ground_shape)
-            sat_view, view_shape = satellite_view(satellite, satellite_shape, polar_satellite, polar_size,
+            satellite, ground = model_inputs(satellite_shape, ground_shape, input_dtype)
+            sat_x, grd_x = network_input(satellite, ground, input_dtype)
+            sat_view, view_shape = satellite_view(sat_x, satellite_shape, polar_satellite, polar_size,
                                                   "cvm_net_i")
             vgg_sat, vgg_grd = branch_backbones(backbone, view_shape, ground_shape, weights, dropout_rate,
                                                 width, freeze_early_layers, init)
-            grd_vlad = NetVLAD(num_clusters, name="netvlad_grd")(vgg_grd(ground))
+            grd_vlad = NetVLAD(num_clusters, name="netvlad_grd")(vgg_grd(grd_x))
             sat_vlad = NetVLAD(num_clusters, name="netvlad_sat")(vgg_sat(sat_view))
             fc_kernel, fc_bias = ((keras.initializers.TruncatedNormal(mean=0.0, stddev=0.005),
                                    keras.initializers.Constant(0.1)) if init == "released"
@@ -107,18 +115,20 @@ class CVMNetII(CrossViewModel):
     def __init__(self, satellite_shape=(512, 512), ground_shape=(224, 1232), num_clusters=64,
                  descriptor_dim=4096, dropout_rate=0.2, backbone="vgg16", weights=None,
                  normalize_output=True, width=1.0, freeze_early_layers=True, polar_satellite=False,
-                 polar_size=None, init="released", name="cvm_net_ii", dtype=None, **kwargs):
+                 polar_size=None, init="released", input_dtype="uint8", name="cvm_net_ii", dtype=None,
+                 **kwargs):
         check_init(init, "cvm_net_ii")
         polar_size = resolve_polar_size(satellite_shape, polar_satellite, polar_size, "cvm_net_ii")
         arguments = dict(satellite_shape=tuple(satellite_shape), ground_shape=tuple(ground_shape),
                          num_clusters=num_clusters, descriptor_dim=descriptor_dim, dropout_rate=dropout_rate,
                          backbone=backbone, normalize_output=normalize_output, width=width,
                          freeze_early_layers=freeze_early_layers, polar_satellite=bool(polar_satellite),
-                         polar_size=polar_size)
+                         polar_size=polar_size, input_dtype=input_dtype_argument(input_dtype, "cvm_net_ii"))
         with dtype_policy_scope(dtype):
             check_model_args(satellite_shape, ground_shape, descriptor_dim, dropout_rate, "cvm_net_ii")
-            satellite, ground = model_inputs(satellite_shape, ground_shape)
-            sat_view, view_shape = satellite_view(satellite, satellite_shape, polar_satellite, polar_size,
+            satellite, ground = model_inputs(satellite_shape, ground_shape, input_dtype)
+            sat_x, grd_x = network_input(satellite, ground, input_dtype)
+            sat_view, view_shape = satellite_view(sat_x, satellite_shape, polar_satellite, polar_size,
                                                   "cvm_net_ii")
             vgg_sat, vgg_grd = branch_backbones(backbone, view_shape, ground_shape, weights, dropout_rate,
                                                 width, freeze_early_layers, init)
@@ -142,6 +152,6 @@ class CVMNetII(CrossViewModel):
                 return x
 
             outputs = {"satellite": branch(vgg_sat(sat_view), sat_trans, "sat"),
-                       "ground": branch(vgg_grd(ground), grd_trans, "grd")}
+                       "ground": branch(vgg_grd(grd_x), grd_trans, "grd")}
             self._finish_init({"satellite": satellite, "ground": ground}, outputs, name, dtype, arguments,
                               **kwargs)

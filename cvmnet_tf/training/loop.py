@@ -325,6 +325,7 @@ def _read_json(path: str):
 def run_epoch(run: TrainingRun, epoch: int) -> EpochStats:
     """Train one epoch (a fresh, seeded order and augmentation); NonFiniteLossError stops it."""
     from cvmnet_tf import data as cv_data
+    from cvmnet_tf import models
 
     config = run.config
     hard = bool(config.hard_mining_from_epoch) and epoch >= config.hard_mining_from_epoch
@@ -333,7 +334,8 @@ def run_epoch(run: TrainingRun, epoch: int) -> EpochStats:
     dataset, report = cv_data.make_pair_dataset(run.train_split, run.sizes, training=True,
                                                 batch_size=config.batch_size, shuffle=True, seed=epoch_seed,
                                                 return_report=True, augmentation=config.augmentation,
-                                                ground_crop=config.ground_crop)
+                                                ground_crop=config.ground_crop,
+                                                output_dtype=models.model_input_dtype(run.model))
     if config.max_steps_per_epoch:
         dataset = dataset.take(config.max_steps_per_epoch)
     step_fn = run.step_fn(hard)
