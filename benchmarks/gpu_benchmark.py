@@ -189,6 +189,9 @@ def main(argv=None) -> int:
     ap.add_argument("--budget_s", type=float, default=540.0, help="skip measurements that would start later")
     ap.add_argument("--peak_tflops", type=float, default=None, help="override the GPU peak (one value for all)")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
+    ap.add_argument("--retrieval_queries", type=int, default=None,
+                    help="queries (= database size) of the timed recall scan on JAX (default: CVACT_test's 92,802; "
+                         "smoke: 512; 0: skip)")
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
 
@@ -258,6 +261,19 @@ def main(argv=None) -> int:
                 print(f"{label}: no memory analysis on this device: pass --max_batch to search", flush=True)
             jax.clear_caches()
 
+    retrieval = None
+    n_ret = args.retrieval_queries if args.retrieval_queries is not None else (512 if args.smoke else 92802)
+    if n_ret and time.perf_counter() - t_start <= args.budget_s:
+        from cvmnet_tf.evaluation.metrics import benchmark_retrieval
+
+        retrieval = benchmark_retrieval(num_query=n_ret, dim=64 if args.smoke else 4096, device="jax")
+        print(f"retrieval (blocked recall scan, float32, same tie rule as NumPy): {retrieval['num_query']} x "
+              f"{retrieval['num_database']} x {retrieval['dim']} on {retrieval['device']}: {retrieval['seconds']:.1f} s, "
+              f"{retrieval['tflop']:.1f} TFLOP, {retrieval['tflop_per_s']:.1f} TFLOP/s "
+              + ("" if args.smoke else "(NumPy/BLAS on a 2-core CPU: about 500 s at CVACT_test's size)"), flush=True)
+    elif n_ret:
+        skipped.append("retrieval")
+
     per_pair = {r["model"]: r["gflop_per_pair"] for r in results}
     print("FLOPs per training pair (2 x step_macs, a lower bound): "
           + ", ".join(f"{m} {g:.4g} GFLOP" for m, g in per_pair.items()))
@@ -270,7 +286,7 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"device": name, "sizes": {k: list(v) if isinstance(v, tuple) else v for k, v in sizes.items()},
-                       "results": results, "skipped": skipped}, f, indent=2)
+                       "results": results, "retrieval": retrieval, "skipped": skipped}, f, indent=2)
     return 0
 
 
