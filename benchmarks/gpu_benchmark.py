@@ -36,9 +36,14 @@ import os
 import sys
 import time
 
-if os.environ.setdefault("KERAS_BACKEND", "jax") != "jax":
-    raise SystemExit(f"gpu_benchmark.py runs under KERAS_BACKEND=jax (got {os.environ['KERAS_BACKEND']!r})")
-os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.92")  # room for the largest-batch search
+
+
+def require_jax_backend() -> None:
+    """Select Keras' JAX backend for this process (called by :func:`main` before Keras is
+    imported; importing this module changes nothing, so a test process keeps its backend)."""
+    if os.environ.setdefault("KERAS_BACKEND", "jax") != "jax":
+        raise SystemExit(f"gpu_benchmark.py runs under KERAS_BACKEND=jax (got {os.environ['KERAS_BACKEND']!r})")
+    os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.92")  # room for the largest-batch search
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -194,6 +199,7 @@ def main(argv=None) -> int:
                          "smoke: 512; 0: skip)")
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
+    require_jax_backend()
 
     if args.smoke:
         os.environ.setdefault("JAX_PLATFORMS", "cpu")

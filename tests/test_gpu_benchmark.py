@@ -31,7 +31,10 @@ def test_smoke_runs_under_jax_without_tensorflow():
 
 
 def test_peak_table_and_largest_batch_prediction():
+    before = os.environ.get("KERAS_BACKEND")
     import gpu_benchmark as gb
+
+    assert os.environ.get("KERAS_BACKEND") == before  # importing it must not switch this process's backend
 
     assert gb.peak_for("NVIDIA H200", "bf16", None)[0] == 989.0
     assert gb.peak_for("NVIDIA H100 80GB HBM3", "tf32", None)[0] == 494.0

@@ -325,7 +325,6 @@ def _read_json(path: str):
 def run_epoch(run: TrainingRun, epoch: int) -> EpochStats:
     """Train one epoch (a fresh, seeded order and augmentation); NonFiniteLossError stops it."""
     from cvmnet_tf import data as cv_data
-    from cvmnet_tf import models
 
     config = run.config
     hard = bool(config.hard_mining_from_epoch) and epoch >= config.hard_mining_from_epoch
@@ -335,7 +334,7 @@ def run_epoch(run: TrainingRun, epoch: int) -> EpochStats:
                                                 batch_size=config.batch_size, shuffle=True, seed=epoch_seed,
                                                 return_report=True, augmentation=config.augmentation,
                                                 ground_crop=config.ground_crop,
-                                                output_dtype=models.model_input_dtype(run.model))
+                                                output_dtype=_training_input_dtype(run))
     if config.max_steps_per_epoch:
         dataset = dataset.take(config.max_steps_per_epoch)
     step_fn = run.step_fn(hard)
@@ -567,6 +566,19 @@ def write_synthetic_dataset(out_dir: str, dataset: str, num_train: int, num_val:
 
 
 # ---------------------------------------------------------------------------------------- helpers
+def _training_input_dtype(run: TrainingRun) -> str:
+    """The dtype of the training batches: uint8 (preprocessed on the device by the model's
+    NetworkInput layer: a quarter of the bytes over the bus, less host CPU) when a uint8 model
+    trains on GPUs; else float32 network input (CPU training: no bus to save, the numbers of
+    the float pipeline exactly; TensorFlow's oneDNN logs an error line about uint8 ops at the
+    first step on some CPUs, seen on an AMD EPYC Zen4)."""
+    from cvmnet_tf import models
+
+    dtype = models.model_input_dtype(run.model)
+    on_gpu = any("GPU" in d.upper() for d in run.strategy.extended.worker_devices)
+    return dtype if on_gpu else "float32"
+
+
 def _reset_seed_generators(model, seed: int) -> None:
     """Give every random layer (dropout) a state that depends only on ``seed``."""
     for i, gen in enumerate(keras_internals.seed_generators(model)):

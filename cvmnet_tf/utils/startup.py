@@ -26,6 +26,8 @@ _ALWAYS = (
     re.compile(r"^To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler"),
     re.compile(r"Unable to register cu(DNN|FFT|BLAS) factory"),
     re.compile(r"TF-TRT Warning: Could not find TensorRT"),
+    # oneDNN's notice when a uint8 op (the uint8 input pipeline) falls back to Eigen: same result
+    re.compile(r"\] oneDNN supports DT_UINT8 only on platforms with AVX-512"),
 )
 _WITHOUT_GPU = (re.compile(r"^E\d{4} .*failed call to cuInit"),)
 
