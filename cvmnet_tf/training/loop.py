@@ -575,8 +575,7 @@ def _training_input_dtype(run: TrainingRun) -> str:
     from cvmnet_tf import models
 
     dtype = models.model_input_dtype(run.model)
-    on_gpu = any("GPU" in d.upper() for d in run.strategy.extended.worker_devices)
-    return dtype if on_gpu else "float32"
+    return dtype if tf.config.list_logical_devices("GPU") else "float32"
 
 
 def _reset_seed_generators(model, seed: int) -> None:
