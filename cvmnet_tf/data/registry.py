@@ -59,7 +59,9 @@ class SyntheticSpec:
     except: ``min_side`` (University-1652: images are square and rendered at least this
     large, then area-resized by the pipeline: oblique drone views alias when rendered at
     64 px) and ``ground_rows_factor`` (CVACT: its loader keeps the central half of the
-    panorama rows, so the written panorama has twice the input height).
+    panorama rows, so the written panorama has twice the input height). ``tile_offset``:
+    the layout's tiles are centred on the camera (CVUSA, CVACT), so ``--synthetic_tile_offset_m``
+    can move its training tiles off the camera.
 
     The world is :class:`cvmnet_tf.data.synthetic.WorldConfig` ``()``: the two views of a
     place share its geometry and surface colours only, never a per-pair or per-place label
@@ -70,6 +72,7 @@ class SyntheticSpec:
     pairs_per_item: int = 1
     min_side: int = 0
     ground_rows_factor: int = 1
+    tile_offset: bool = False
 
     def write(self, out_dir: str, num_train: int, num_val: int, **kwargs) -> dict:
         """``writer(out_dir, num_train, num_val, **kwargs)``."""
@@ -85,11 +88,20 @@ class SyntheticSpec:
         return sat, (grd[0] * self.ground_rows_factor, grd[1])
 
     def write_for_training(self, out_dir: str, num_train_pairs: int, num_val_pairs: int, seed: int,
-                           satellite_size, ground_size) -> dict:
+                           satellite_size, ground_size, training_tile_offset_m: float = 0.0) -> dict:
         """The dataset ``--synthetic`` trains on: ``num_*_pairs`` pairs (at least 2 items per
-        split when ``pairs_per_item`` > 1) at :meth:`training_sizes` of the input sizes."""
+        split when ``pairs_per_item`` > 1) at :meth:`training_sizes` of the input sizes;
+        training tiles up to ``training_tile_offset_m`` metres off the camera (layouts with
+        ``tile_offset`` only; validation tiles stay centred)."""
         sat, grd = self.training_sizes(satellite_size, ground_size)
         kwargs = {"seed": seed, "satellite_size": sat, "ground_size": grd}
+        if training_tile_offset_m:
+            if not self.tile_offset:
+                raise ValueError(f"{self.writer}: this layout's tiles are not centred on the camera; "
+                                 "no training tile offset")
+            from cvmnet_tf.data.synthetic.config import WorldConfig
+
+            kwargs["config"] = WorldConfig(tile_offset_m=float(training_tile_offset_m), tile_offset_splits=("train",))
         n_train, n_val = num_train_pairs, num_val_pairs
         if self.pairs_per_item > 1:
             n_train, n_val = (max(2, n // self.pairs_per_item) for n in (num_train_pairs, num_val_pairs))
@@ -130,14 +142,15 @@ DATASETS = {
         splits=("train", "val", "test"), validation_split="val", ground_rule="panorama",
         image_sizes=STANDARD_SIZES, published=("cvusa",),
         summary="CVUSA (CVM-Net subset): 35,532 train / 8,884 val pairs, 224x1232 panoramas",
-        synthetic=SyntheticSpec("cvmnet_tf.data.synthetic.writers.cvusa:write_cvusa"),
+        synthetic=SyntheticSpec("cvmnet_tf.data.synthetic.writers.cvusa:write_cvusa", tile_offset=True),
         panoramic=True),
     "cvact": DatasetSpec(
         name="cvact", title="CVACT", loader="cvmnet_tf.data.cvact:load_cvact_split",
         splits=("train", "val", "test"), validation_split="val", ground_rule="central_rows",
         image_sizes=STANDARD_SIZES, published=("cvact_val", "cvact_test"),
         summary="CVACT (OriCNN): ACT_small train/val, ACT_test with UTM geo-recall",
-        synthetic=SyntheticSpec("cvmnet_tf.data.synthetic.writers.cvact:write_cvact", ground_rows_factor=2),
+        synthetic=SyntheticSpec("cvmnet_tf.data.synthetic.writers.cvact:write_cvact", ground_rows_factor=2,
+                                tile_offset=True),
         panoramic=True),
     "vohays": DatasetSpec(
         name="vohays", title="Vo & Hays", loader="cvmnet_tf.data.vohays:load_vohays_split",

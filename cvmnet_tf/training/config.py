@@ -139,6 +139,10 @@ class TrainConfig:
                              "layout (into an empty --data_dir, or one it generated).", alters_run=False)
     synthetic_train_pairs: int = option(2000, "Synthetic training pairs.")
     synthetic_val_pairs: int = option(500, "Synthetic validation pairs.")
+    synthetic_tile_offset_m: float = option(0.0, "CVUSA/CVACT --synthetic: each training tile's centre lies up to "
+                                            "this many metres from the camera (uniform in a disc; validation "
+                                            "tiles stay centred). Makes the descriptor tolerate the offset of a "
+                                            "map's nearest tile (README, map localization); 0: centred as CVUSA.")
     max_steps_per_epoch: int = option(0, "Cap on steps per epoch (0: whole split).")
     max_eval_pairs: int = option(0, "Cap on validation pairs (0: whole split).")
     val_split: Optional[str] = option(None, "Split evaluated after every epoch (default: the dataset's; Vo & "
@@ -255,6 +259,15 @@ class TrainConfig:
                                  f"--batch_size={self.batch_size}")
             if self.synthetic_val_pairs < 1:
                 raise ValueError(f"--synthetic_val_pairs={self.synthetic_val_pairs}: must be >= 1")
+        if not (0.0 <= self.synthetic_tile_offset_m <= 50.0):
+            raise ValueError(f"--synthetic_tile_offset_m={self.synthetic_tile_offset_m}: must be 0 .. 50 metres")
+        if self.synthetic_tile_offset_m:
+            spec = get_dataset(self.dataset).synthetic
+            if not self.synthetic:
+                raise ValueError("--synthetic_tile_offset_m applies to --synthetic only")
+            if spec is None or not spec.tile_offset:
+                raise ValueError(f"--synthetic_tile_offset_m: the synthetic {self.dataset} layout has no tiles "
+                                 "centred on the camera to move (CVUSA and CVACT have)")
         if self.epochs < 1:
             raise ValueError(f"--epochs={self.epochs}: must be at least 1")
         if not self.learning_rate > 0:

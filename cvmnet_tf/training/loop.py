@@ -518,7 +518,8 @@ def synthetic_data_dir(config: TrainConfig) -> str:
     sat, grd = get_dataset(config.dataset).synthetic.training_sizes(config.satellite_size, config.ground_size)
     return os.path.join("data", f"synthetic_{config.dataset}_{config.synthetic_train_pairs}_"
                                 f"{config.synthetic_val_pairs}_seed{config.seed}_{sat[0]}x{sat[1]}_{grd[0]}x{grd[1]}"
-                                f"_{SYNTHETIC_WORLD_VERSION}")
+                                f"_{SYNTHETIC_WORLD_VERSION}"
+                                + (f"_off{config.synthetic_tile_offset_m:g}m" if config.synthetic_tile_offset_m else ""))
 
 
 def prepare_data_dir(config: TrainConfig, log=print) -> str:
@@ -545,24 +546,27 @@ def prepare_data_dir(config: TrainConfig, log=print) -> str:
             f"({config.synthetic_train_pairs} training + {config.synthetic_val_pairs} validation pairs)")
         t0 = time.perf_counter()
         write_synthetic_dataset(data_dir, config.dataset, config.synthetic_train_pairs,
-                                config.synthetic_val_pairs, config.seed, config.satellite_size, config.ground_size)
+                                config.synthetic_val_pairs, config.seed, config.satellite_size, config.ground_size,
+                                training_tile_offset_m=config.synthetic_tile_offset_m)
         atomic_io.write_text(marker, "ok\n")
         log(f"  done in {time.perf_counter() - t0:.1f} s")
     return data_dir
 
 
 def write_synthetic_dataset(out_dir: str, dataset: str, num_train: int, num_val: int, seed: int = 0,
-                            satellite_size=(64, 64), ground_size=(32, 128)) -> dict:
+                            satellite_size=(64, 64), ground_size=(32, 128), training_tile_offset_m: float = 0.0) -> dict:
     """The synthetic world that ``--synthetic`` trains on, in ``dataset``'s layout (its
     registry entry's writer), written for the network input sizes ``satellite_size`` /
     ``ground_size`` ((H, W) pixels). ``num_train`` / ``num_val`` count pairs (for
-    University-1652 drone images, 4 per building). No label is shared by the two views."""
+    University-1652 drone images, 4 per building); CVUSA / CVACT training tiles up to
+    ``training_tile_offset_m`` metres off the camera. No label is shared by the two views."""
     from cvmnet_tf.data import get_dataset
 
     spec = get_dataset(dataset)
     if spec.synthetic is None:
         raise ValueError(f"--synthetic: the synthetic world has no {spec.title} layout")
-    return spec.synthetic.write_for_training(out_dir, num_train, num_val, seed, satellite_size, ground_size)
+    return spec.synthetic.write_for_training(out_dir, num_train, num_val, seed, satellite_size, ground_size,
+                                             training_tile_offset_m)
 
 
 # ---------------------------------------------------------------------------------------- helpers

@@ -48,6 +48,8 @@ class WorldConfig:
         drawn per pair; 0 = at the camera, as CVUSA). The pair's easting / northing stay the
         camera's. A map tiled at stride s has its nearest tile centre up to s / sqrt(2) from
         a camera.
+    tile_offset_splits: the splits whose tiles get that offset (default all; ``("train",)``:
+        off-centre training tiles, validated on centred tiles as CVUSA's; ``--synthetic_tile_offset_m``).
 
     Nothing here is a label shared by the two views of a place: what a ground view and its
     tile share is the place's geometry and its surfaces' fixed class colours
@@ -67,6 +69,7 @@ class WorldConfig:
     sun_azimuth_range_deg: tuple = (0.0, 360.0)
     ground_sun: str = "per_view"
     tile_offset_m: float = 0.0
+    tile_offset_splits: tuple = ("train", "val", "test")
 
     def __post_init__(self):
         from cvmnet_tf.data.synthetic.world import GROUND_PALETTES
@@ -82,6 +85,18 @@ class WorldConfig:
         object.__setattr__(self, "sun_azimuth_range_deg", rng)
         if not self.tile_offset_m >= 0:
             raise ValueError(f"WorldConfig: tile_offset_m={self.tile_offset_m!r} must be >= 0")
+        splits = tuple(str(v) for v in self.tile_offset_splits)
+        if not set(splits) <= set(SPLIT_STREAMS):
+            raise ValueError(f"WorldConfig: tile_offset_splits={self.tile_offset_splits!r} must name splits of "
+                             f"{tuple(SPLIT_STREAMS)}")
+        object.__setattr__(self, "tile_offset_splits", splits)
+
+    def for_split(self, split: str) -> "WorldConfig":
+        """The config the pairs of ``split`` ("train", "val", "test") are drawn with: this one,
+        with tile_offset_m = 0 when the split is not in tile_offset_splits."""
+        if split in self.tile_offset_splits or self.tile_offset_m == 0:
+            return self
+        return dataclasses.replace(self, tile_offset_m=0.0)
 
     def map_resolution(self, satellite_side: int) -> float:
         if self.metres_per_pixel is not None:

@@ -65,7 +65,7 @@ def _write(runner, job):
     files = (("ground", "streetview", ".jpg"), ("satellite", "satview_polish", ".jpg"))
     todo = (("train", num_train), ("val", num_val), ("test", num_test))
     plans = plan_streams(runner, [(PairStream(job.out_dir, job.seed, LAYOUT.stream, SPLIT_STREAMS[split],
-                                              job.satellite_size[0], job.ground_size, job.config, files,
+                                              job.satellite_size[0], job.ground_size, job.config.for_split(split), files,
                                               job.jpeg_quality, horizon_fraction=0.5), n) for split, n in todo])
     for (split, _), plan in zip(todo, plans):
         for slot, (e, n, _, paths) in zip(slots[split], plan.results()):

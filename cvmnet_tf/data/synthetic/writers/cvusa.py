@@ -27,7 +27,7 @@ def _write(runner, job):
         files += (("ground_labels", "streetview/annotations", ".png"),)
     todo = (("train", job.num_train, "train-19zl.csv"), ("val", job.num_val, "val-19zl.csv"))
     plans = plan_streams(runner, [(PairStream(job.out_dir, job.seed, LAYOUT.stream, SPLIT_STREAMS[split],
-                                              job.satellite_size[0], job.ground_size, job.config, files,
+                                              job.satellite_size[0], job.ground_size, job.config.for_split(split), files,
                                               job.jpeg_quality), n) for split, n, _ in todo])
     counts, next_id = {}, 1
     for (split, n, fname), plan in zip(todo, plans):
