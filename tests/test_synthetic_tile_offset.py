@@ -1,4 +1,5 @@
 """--synthetic_tile_offset_m: off-centre training tiles, centred validation tiles (map localization)."""
+import json
 import os
 
 import numpy as np
@@ -24,15 +25,13 @@ def test_only_training_tiles_move_off_the_camera(tmp_path):
     write_synthetic_dataset(moved, "cvusa", 12, 6, seed=3, satellite_size=(64, 64), ground_size=(16, 64),
                             training_tile_offset_m=10.0)
     # validation: the very same centred pairs, byte for byte
-    for split_file in ("val-19zl.csv",):
-        assert open(os.path.join(centred, "splits", split_file)).read() == \
-            open(os.path.join(moved, "splits", split_file)).read()
+    assert open(os.path.join(centred, "splits", "val-19zl.csv")).read() == \
+        open(os.path.join(moved, "splits", "val-19zl.csv")).read()
     for (s0, g0), (s1, g1) in zip(_split_images(centred, "val"), _split_images(moved, "val")):
         assert np.array_equal(s0, s1) and np.array_equal(g0, g1)
     # training: drawn with the offset (how far a tile moves: test_synthetic_world_v2.py)
     assert len(_split_images(moved, "train")) == 12
     assert _split_images(moved, "train")[0][0].shape == (64, 64, 3)
-    import json
 
     meta = json.load(open(os.path.join(moved, "synthetic_meta.json")))
     assert meta["config"]["tile_offset_m"] == 10.0 and meta["config"]["tile_offset_splits"] == ["train"]
