@@ -16,7 +16,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 E0, N0, MPP, H, W = 500000.0, 4000000.0, 2.0, 120, 160
 
 
-def _write_oracle_map(d, query_px):
+def write_oracle_map(d, query_px):
     """Map whose pixel (row, col) has R = col, G = row; panoramas filled with their pixel."""
     os.makedirs(os.path.join(d, "panoramas"), exist_ok=True)
     rows, cols = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
@@ -62,7 +62,7 @@ def test_oracle_localization_matches_numpy_reference(tmp_path):
     c = rng.choice([v for v in range(W) if v % 5 != 2], 25)
     query_px = list(zip(r.tolist(), c.tolist())) + [(0, 0), (H - 1, W - 1)]  # corners: outside the centres
     mdir = str(tmp_path / "map")
-    _write_oracle_map(mdir, query_px)
+    write_oracle_map(mdir, query_px)
     oracle = Oracle()
     out = str(tmp_path / "out")
     summary, res = loc.run_localization(oracle, mdir, out, stride_m=10, tile_m=40, batch_size=37,
@@ -127,7 +127,7 @@ class NaNModel(Oracle):
 
 def test_bad_input_is_a_clear_error_without_output(tmp_path):
     mdir = str(tmp_path / "map")
-    _write_oracle_map(mdir, [(30, 30)])
+    write_oracle_map(mdir, [(30, 30)])
     out = str(tmp_path / "out")
     with pytest.raises(ValueError, match="NaN"):
         loc.run_localization(NaNModel(), mdir, out, stride_m=10, tile_m=40, progress=False)

@@ -3,7 +3,8 @@
     cvmnet-localize --checkpoint runs/demo/Model/cvm_net_i/6 --map_dir data/synthetic_map \\
         --stride_m 10 --output_dir out/localization
 
-Tiles the map every ``--stride_m``, localizes each panorama to its most similar tile and
+Tiles the map every ``--stride_m``, localizes each panorama to its most similar tile (or, with
+``--decision votes``, to the centre of the densest cluster among its most similar tiles) and
 writes recall within distance, mean error, ``recall_vs_distance.png`` and heatmaps
 (:mod:`cvmnet_tf.evaluation.localization`).
 """
@@ -22,6 +23,7 @@ def define_flags(fv=None) -> None:
 
     from cvmnet_tf.data.registry import DATASET_NAMES
     from cvmnet_tf.evaluation.geo import DEFAULT_LOCALIZATION_THRESHOLDS_M
+    from cvmnet_tf.evaluation.localization import DECISION_RULES, DEFAULT_VOTE_SIGMA_M, DEFAULT_VOTE_TOP_K
 
     fv = fv or flags.FLAGS
     flags.DEFINE_string("checkpoint", None, "SavedModel folder, checkpoint folder or .keras file.", flag_values=fv)
@@ -42,6 +44,13 @@ def define_flags(fv=None) -> None:
                          flag_values=fv)
     flags.DEFINE_string("mixed_precision", None, "Compute precision of a checkpoint's descriptors: none (float32), "
                         "fp16 or bf16 (default: the model's own; a SavedModel keeps its export's).", flag_values=fv)
+    flags.DEFINE_enum("decision", "argmax", list(DECISION_RULES), "How a panorama gets its tile: 'argmax' (the "
+                      "paper's: the most similar tile) or 'votes' (each of the --vote_top_k most similar tiles votes "
+                      "with a Gaussian of --vote_sigma_m metres; the tile among them with the most votes).",
+                      flag_values=fv)
+    flags.DEFINE_integer("vote_top_k", DEFAULT_VOTE_TOP_K, "Tiles that vote (--decision=votes).", flag_values=fv)
+    flags.DEFINE_float("vote_sigma_m", DEFAULT_VOTE_SIGMA_M, "Gaussian of each vote in metres (--decision=votes).",
+                       flag_values=fv)
     flags.mark_flags_as_required(["checkpoint", "map_dir", "stride_m", "output_dir"], flag_values=fv)
 
 
@@ -50,6 +59,7 @@ def _main() -> int:
 
     from cvmnet_tf.evaluation.localization import baseline_line, run_localization, summary_lines
     from cvmnet_tf.evaluation.published import LOCALIZATION_SETTING
+    from cvmnet_tf.evaluation.tile_votes import check_vote_parameters
 
     f = flags.FLAGS
     thresholds = parse_numbers(f.thresholds_m, "thresholds_m", float, minimum=0)
@@ -64,13 +74,21 @@ def _main() -> int:
     if os.path.exists(f.output_dir) and not os.path.isdir(f.output_dir):
         raise UsageError("exists and is not a folder", "output_dir", f.output_dir)
     precision = _precision(f.mixed_precision)
+    if f.decision == "votes":
+        try:
+            check_vote_parameters(f.vote_top_k, f.vote_sigma_m)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     summary, _ = run_localization(f.checkpoint, f.map_dir, f.output_dir, f.stride_m, f.tile_m,
                                   thresholds_m=thresholds, batch_size=f.batch_size, num_heatmaps=f.num_heatmaps,
                                   dataset=f.dataset, save_tile_descriptors=f.save_tile_descriptors,
-                                  precision=precision)
+                                  precision=precision, decision=f.decision, vote_top_k=f.vote_top_k,
+                                  vote_sigma_m=f.vote_sigma_m)
     grid = summary["grid"]
+    rule = "most similar tile" if f.decision == "argmax" else \
+        f"votes of the {f.vote_top_k} most similar tiles, sigma {f.vote_sigma_m:g} m"
     print(f"Localization of {summary['num_queries']} panoramas on {grid['num_tiles']} tiles of {grid['tile_m']:g} m "
-          f"every {grid['stride_m']:g} m (random tile = chance level; paper: {LOCALIZATION_SETTING}):")
+          f"every {grid['stride_m']:g} m, {rule} (random tile = chance level; paper: {LOCALIZATION_SETTING}):")
     for line in summary_lines(summary):
         print(("" if line.startswith("WARNING") else "  ") + line)
     print(baseline_line(summary))

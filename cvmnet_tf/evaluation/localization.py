@@ -33,9 +33,14 @@ import numpy as np
 from cvmnet_tf.evaluation import geo as geo_metrics
 from cvmnet_tf.evaluation.geo import DEFAULT_LOCALIZATION_THRESHOLDS_M, errors_from_best, localization_summary
 from cvmnet_tf.evaluation.geomap import DEFAULT_TILE_M, GeoMap, TileGrid, iter_tile_batches, load_map, make_tile_grid
+from cvmnet_tf.evaluation.tile_votes import DECISION_RULES, TopTiles, check_vote_parameters, vote_for_tiles
 from cvmnet_tf.utils import atomic_io
 
-__all__ = ["localize", "run_localization", "encode_queries", "random_tile_baseline", "baseline_line", "summary_lines"]
+#: Defaults of ``decision="votes"``: the 20 most similar tiles vote with a Gaussian of 20 m.
+DEFAULT_VOTE_TOP_K = 20
+DEFAULT_VOTE_SIGMA_M = 20.0
+
+__all__ = ["DECISION_RULES", "DEFAULT_VOTE_TOP_K", "DEFAULT_VOTE_SIGMA_M", "localize", "run_localization", "encode_queries", "random_tile_baseline", "baseline_line", "summary_lines"]
 
 
 def encode_queries(encoder, paths: Sequence[str], batch_size: int = 16) -> np.ndarray:
@@ -49,8 +54,13 @@ def encode_queries(encoder, paths: Sequence[str], batch_size: int = 16) -> np.nd
 
 def localize(encoder, geo: GeoMap, grid: TileGrid, query_descriptors: np.ndarray, query_utm: np.ndarray, *,
              batch_size: int = 32, heatmap_queries: Sequence[int] = (), tile_descriptor_out=None,
-             progress: bool = False) -> Dict[str, np.ndarray]:
-    """Assign each query to its most similar tile (streaming over tile batches).
+             progress: bool = False, decision: str = "argmax", vote_top_k: int = DEFAULT_VOTE_TOP_K,
+             vote_sigma_m: float = DEFAULT_VOTE_SIGMA_M) -> Dict[str, np.ndarray]:
+    """Assign each query to one tile (streaming over tile batches): its most similar tile
+    (``decision="argmax"``) or the tile among its ``vote_top_k`` most similar ones whose centre
+    collects the most Gaussian votes of ``vote_sigma_m`` metres from the others
+    (``decision="votes"``, :mod:`cvmnet_tf.evaluation.tile_votes`; memory
+    O(queries x (vote_top_k + batch_size))).
 
     Args:
       encoder: object with ``satellite(uint8 (B, n, n, 3)) -> (B, dim)`` (e.g.
@@ -59,8 +69,8 @@ def localize(encoder, geo: GeoMap, grid: TileGrid, query_descriptors: np.ndarray
       heatmap_queries: query indices whose full similarity map is kept.
       tile_descriptor_out: optional writable array (num_tiles, dim) receiving the tile descriptors.
 
-    Returns dict: ``best_index`` int64 (Nq,) (lowest tile index on ties), ``best_similarity``
-    float32 (Nq,), ``predicted_utm`` float64 (Nq, 2), ``errors_m`` float64 (Nq,),
+    Returns dict: ``best_index`` int64 (Nq,) (the chosen tile; lowest tile index on ties),
+    ``best_similarity`` float32 (Nq,) (its similarity), ``predicted_utm`` float64 (Nq, 2), ``errors_m`` float64 (Nq,),
     ``similarity_maps`` float32 (len(heatmap_queries), rows, cols).
     """
     from cvmnet_tf.evaluation.metrics import check_descriptors
@@ -72,12 +82,17 @@ def localize(encoder, geo: GeoMap, grid: TileGrid, query_descriptors: np.ndarray
         raise ValueError(f"query_utm must be finite (Nq={q.shape[0]}, 2) metres, got shape {q_utm.shape}")
     if batch_size < 1:
         raise ValueError(f"--batch_size={batch_size}: must be >= 1")
+    if decision not in DECISION_RULES:
+        raise ValueError(f"--decision={decision!r}: must be one of {', '.join(DECISION_RULES)}")
+    if decision == "votes":
+        check_vote_parameters(vote_top_k, vote_sigma_m)
     heat = [int(i) for i in heatmap_queries]
     if any(not 0 <= i < q.shape[0] for i in heat):
         raise ValueError(f"heatmap query indices {heat} out of range 0..{q.shape[0] - 1}")
     best = np.zeros(q.shape[0], np.int64)
     best_sim = np.full(q.shape[0], -np.inf, np.float32)
     maps = np.zeros((len(heat), grid.num_tiles), np.float32)
+    top = TopTiles(q.shape[0], vote_top_k) if decision == "votes" else None
     bar = None
     if progress:
         import keras
@@ -94,10 +109,16 @@ def localize(encoder, geo: GeoMap, grid: TileGrid, query_descriptors: np.ndarray
         better = val > best_sim  # strictly: an earlier tile keeps a tie
         best[better] = idx[arg[better]]
         best_sim[better] = val[better]
+        if top is not None:
+            top.update(sim, idx)
         if heat:
             maps[:, idx] = sim[heat]
         if bar is not None:
             bar.update(int(idx[-1]) + 1)
+    if top is not None:
+        column = vote_for_tiles(top.index, grid.centres(top.index), vote_sigma_m)
+        rows = np.arange(q.shape[0])
+        best, best_sim = top.index[rows, column], top.similarity[rows, column]
     pred = grid.centres(best)
     return {"best_index": best, "best_similarity": best_sim, "predicted_utm": pred,
             "errors_m": errors_from_best(np.arange(len(best)), q_utm, pred),
@@ -172,7 +193,15 @@ def summary_lines(summary: dict) -> list:
     return lines
 
 
-def _report(summary, grid, map_dir, tile_m, stride_m, model) -> dict:
+def _decision_dict(decision: str, top_k: int, sigma_m: float) -> dict:
+    if decision == "argmax":
+        return {"rule": "argmax", "text": "the most similar tile (lowest index on ties)"}
+    return {"rule": "votes", "top_k": int(top_k), "sigma_m": float(sigma_m),
+            "text": f"each of the {int(top_k)} most similar tiles votes with a Gaussian of {float(sigma_m):g} m; "
+                    "the one among them with the most votes (ties: the more similar)"}
+
+
+def _report(summary, grid, map_dir, tile_m, stride_m, model, decision: dict) -> dict:
     from cvmnet_tf.evaluation.published import LOCALIZATION, LOCALIZATION_SETTING
 
     return {"metrics": summary, "grid": grid.to_dict(), "map_dir": os.path.abspath(map_dir),
@@ -182,7 +211,7 @@ def _report(summary, grid, map_dir, tile_m, stride_m, model) -> dict:
                       "mean_error_m": LOCALIZATION["mean_error_m"], "setting": LOCALIZATION_SETTING},
             "random_tile": "metrics.random_tile: the figures for a uniformly random tile per query (chance "
                            "level), exact expectations over the tile grid",
-            "similarity": "dot product of the descriptors; best tile = argmax (lowest index on ties)"}
+            "similarity": "dot product of the descriptors", "decision": decision}
 
 
 def _plots(output_dir, geo, grid, queries, res, q_utm, heat, thresholds_m) -> None:
@@ -204,7 +233,9 @@ def _plots(output_dir, geo, grid, queries, res, q_utm, heat, thresholds_m) -> No
 def run_localization(model, map_dir: str, output_dir: str, stride_m: float, tile_m: Optional[float] = None, *,
                      thresholds_m: Sequence[float] = DEFAULT_LOCALIZATION_THRESHOLDS_M, batch_size: int = 32,
                      num_heatmaps: int = 3, dataset: Optional[str] = None,
-                     save_tile_descriptors: bool = False, progress: bool = True, precision: Optional[str] = None):
+                     save_tile_descriptors: bool = False, progress: bool = True, precision: Optional[str] = None,
+                     decision: str = "argmax", vote_top_k: int = DEFAULT_VOTE_TOP_K,
+                     vote_sigma_m: float = DEFAULT_VOTE_SIGMA_M):
     """The whole experiment; writes the output files (module docstring).
 
     Returns ``(summary, result)``: the metrics dict (plus "random_tile": the same figures for a
@@ -214,11 +245,16 @@ def run_localization(model, map_dir: str, output_dir: str, stride_m: float, tile
     ``ground`` methods on uint8 batches). ``tile_m`` default: map.json's
     ``tile_extent_m``, else 100 m. ``precision``: none / fp16 / bf16 for a checkpoint
     (:func:`cvmnet_tf.inference.encoders.load_encoder`; None: the model's own).
+    ``decision``, ``vote_top_k``, ``vote_sigma_m``: the decision rule (:func:`localize`).
     """
     from cvmnet_tf.inference.encoders import load_encoder
 
     thresholds_m = [float(t) for t in thresholds_m]
     localization_summary(np.zeros(1), thresholds_m)  # validates the thresholds before any work
+    if decision not in DECISION_RULES:
+        raise ValueError(f"--decision={decision!r}: must be one of {', '.join(DECISION_RULES)}")
+    if decision == "votes":
+        check_vote_parameters(vote_top_k, vote_sigma_m)
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise ValueError(f"--output_dir={output_dir!r} exists and is not a folder")
     geo, queries = load_map(map_dir)
@@ -237,7 +273,8 @@ def run_localization(model, map_dir: str, output_dir: str, stride_m: float, tile
             tile_out = np.lib.format.open_memmap(tile_tmp, mode="w+", dtype=np.float32,
                                                  shape=(grid.num_tiles, q_desc.shape[1]))
         res = localize(encoder, geo, grid, q_desc, q_utm, batch_size=batch_size, heatmap_queries=heat,
-                       tile_descriptor_out=tile_out, progress=progress)
+                       tile_descriptor_out=tile_out, progress=progress, decision=decision,
+                       vote_top_k=vote_top_k, vote_sigma_m=vote_sigma_m)
         summary = localization_summary(res["errors_m"], thresholds_m, prefix="")
         summary["random_tile"] = random_tile_baseline(grid, q_utm, thresholds_m)
         os.makedirs(output_dir, exist_ok=True)
@@ -252,5 +289,6 @@ def run_localization(model, map_dir: str, output_dir: str, stride_m: float, tile
         atomic_io.write_text(os.path.join(output_dir, "predictions.csv"),
                              _predictions_csv(queries, res, map_dir, chance_errors))
         atomic_io.write_json(os.path.join(output_dir, "localization.json"),
-                             _report(summary, grid, map_dir, tile_m, stride_m, model))
+                             _report(summary, grid, map_dir, tile_m, stride_m, model,
+                                     _decision_dict(decision, vote_top_k, vote_sigma_m)))
     return dict(summary, **{"grid": grid.to_dict()}), res
