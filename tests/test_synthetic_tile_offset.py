@@ -61,7 +61,8 @@ def test_training_option_checks_and_folder_name():
     cfg = make_config("cpu_demo", synthetic=True, synthetic_tile_offset_m=7.0)
     cfg.validate()
     assert synthetic_data_dir(cfg).endswith("_w2_off7m")
-    assert synthetic_data_dir(make_config("cpu_demo", synthetic=True)).endswith("_w2")
+    assert synthetic_data_dir(make_config("cpu_demo", synthetic=True, synthetic_tile_offset_m=0.0)).endswith("_w2")
+    assert synthetic_data_dir(make_config("cpu_demo", synthetic=True)).endswith("_w2_off7m")  # the CVUSA demo
     for kwargs, words in (({"synthetic_tile_offset_m": -1.0, "synthetic": True}, "0 .. 50"),
                           ({"synthetic_tile_offset_m": 5.0, "data_dir": "x"}, "--synthetic only"),
                           ({"synthetic_tile_offset_m": 5.0, "synthetic": True, "dataset": "vigor"}, "no tiles")):

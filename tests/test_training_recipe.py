@@ -28,6 +28,17 @@ def test_cpu_demo_per_dataset_and_explicit_values_win():
     assert (v.polar_satellite, v.augmentation) == (False, "released")
     w = make_config("cpu_demo", dataset="university1652", synthetic=True, augmentation="none", polar_satellite=True)
     assert (w.polar_satellite, w.augmentation) == (True, "none")
+    # CVUSA's demo: 12 epochs on synthetic tiles up to 7 m off the camera; a real dataset keeps its tiles.
+    assert (c.epochs, c.synthetic_tile_offset_m) == (12, 7.0)
+    real = make_config("cpu_demo", data_dir="somewhere")
+    real.validate()
+    assert (real.epochs, real.synthetic_tile_offset_m) == (12, 0.0)
+    a = make_config("cpu_demo", dataset="cvact", synthetic=True)
+    assert (a.epochs, a.synthetic_tile_offset_m) == (6, 0.0)
+    assert make_config("cpu_demo", synthetic=True, synthetic_tile_offset_m=3.0).synthetic_tile_offset_m == 3.0
+    assert make_config("cpu_demo", synthetic=True, epochs=6).epochs == 6
+    with pytest.raises(ValueError, match="--synthetic only"):
+        make_config("cpu_demo", data_dir="somewhere", synthetic_tile_offset_m=3.0).validate()
     for (preset, _), values in PRESET_DATASET_VALUES.items():
         assert set(values) <= set(PRESETS[preset])
 
@@ -37,7 +48,7 @@ def test_cpu_demo_per_dataset_and_explicit_values_win():
     ({"ground_size": (32, 130)}, "multiple of 4"),
     ({"satellite_size": (64, 48)}, "square satellite"),
     ({"lr_schedule": "constant", "warmup_epochs": 0.5}, "--warmup_epochs"),
-    ({"warmup_epochs": 7.0}, "--warmup_epochs=7.0"),
+    ({"warmup_epochs": 13.0}, "--warmup_epochs=13.0"),  # more than the 12 epochs
     ({"init": "xavier"}, "--init='xavier'"),
     ({"augmentation": "rotate"}, "--augmentation='rotate'"),
 ])
@@ -62,7 +73,7 @@ def test_cosine_schedule_with_warmup():
 
 def test_synthetic_folder_names_the_sizes_and_world():
     c = make_config("cpu_demo", synthetic=True)
-    assert synthetic_data_dir(c).endswith("synthetic_cvusa_12000_500_seed0_64x64_32x128_w2")
+    assert synthetic_data_dir(c).endswith("synthetic_cvusa_12000_500_seed0_64x64_32x128_w2_off7m")
     u = make_config("cpu_demo", dataset="university1652", synthetic=True)
     assert synthetic_data_dir(u).endswith("synthetic_university1652_8000_500_seed0_128x128_128x128_w2")
     a = make_config("cpu_demo", dataset="cvact", synthetic=True)

@@ -1,6 +1,6 @@
 """``cvmnet-export``: a trained model as a self-contained TensorFlow SavedModel for serving.
 
-    cvmnet-export --checkpoint runs/demo/Model/cvm_net_i/6 --output export/cvm_net_i [--dataset cvusa]
+    cvmnet-export --checkpoint runs/demo/Model/cvm_net_i/12 --output export/cvm_net_i [--dataset cvusa]
 
 Raw uint8 RGB images of any size in, descriptors out; the evaluation preprocessing of the
 dataset's ground rule is inside the graph (see :mod:`cvmnet_tf.inference.serving`).

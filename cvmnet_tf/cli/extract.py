@@ -1,6 +1,6 @@
 """``cvmnet-extract``: descriptors of a dataset split for offline evaluation.
 
-    cvmnet-extract --checkpoint runs/demo/Model/cvm_net_i/6 --dataset cvusa --data_dir data/CVUSA \\
+    cvmnet-extract --checkpoint runs/demo/Model/cvm_net_i/12 --dataset cvusa --data_dir data/CVUSA \\
         --split val --output out/val [--distractor_dir DIR]
 
 ``--checkpoint``: a checkpoint folder, a ``.keras`` file or a SavedModel folder from

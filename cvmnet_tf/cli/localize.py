@@ -1,6 +1,6 @@
 """``cvmnet-localize``: localization on a geo-referenced map (paper section 5.5, Fig. 8 and 10).
 
-    cvmnet-localize --checkpoint runs/demo/Model/cvm_net_i/6 --map_dir data/synthetic_map \\
+    cvmnet-localize --checkpoint runs/demo/Model/cvm_net_i/12 --map_dir data/synthetic_map \\
         --stride_m 10 --output_dir out/localization
 
 Tiles the map every ``--stride_m``, localizes each panorama to its most similar tile (or, with

@@ -4,7 +4,7 @@ Two steps: build the database's descriptors once into an index file, then search
 often as wanted (the index records the model's fingerprint and preprocessing, and refuses
 another model):
 
-    cvmnet-query build --checkpoint runs/demo/Model/cvm_net_i/6 --map data/synthetic_map \\
+    cvmnet-query build --checkpoint runs/demo/Model/cvm_net_i/12 --map data/synthetic_map \\
         --stride_m 10 --output db.npz                       # a map (GeoTIFF, image + bounds, map folder)
     cvmnet-query build --checkpoint CKPT --tiles tiles.csv --output db.npz   # a folder of tiles + CSV
     cvmnet-query search --checkpoint CKPT --index db.npz --queries photos/ --output_dir out/ \\

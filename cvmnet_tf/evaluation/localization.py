@@ -214,7 +214,7 @@ def _report(summary, grid, map_dir, tile_m, stride_m, model, decision: dict) -> 
             "similarity": "dot product of the descriptors", "decision": decision}
 
 
-def _plots(output_dir, geo, grid, queries, res, q_utm, heat, thresholds_m) -> None:
+def _plots(output_dir, geo, grid, queries, res, q_utm, heat, thresholds_m, rule: str) -> None:
     from cvmnet_tf.evaluation import plots
 
     grid_t = sorted(set(thresholds_m) | set(np.linspace(0, max(thresholds_m), 41).tolist()))
@@ -222,7 +222,7 @@ def _plots(output_dir, geo, grid, queries, res, q_utm, heat, thresholds_m) -> No
     chance = geo_metrics.random_tile_baseline(q_utm, grid.centres(), grid_t, prefix="")
     plots.plot_recall_vs_distance(grid_t, rec, os.path.join(output_dir, "recall_vs_distance.png"),
                                   title=f"Localization: {len(queries)} queries, {grid.num_tiles} tiles, "
-                                        f"stride {grid.stride_m:g} m",
+                                        f"stride {grid.stride_m:g} m, {rule}",
                                   baseline=[chance[f"random_tile/recall@{t:g}m"] for t in grid_t])
     for k, qi in enumerate(heat):
         plots.plot_heatmap(geo, grid, res["similarity_maps"][k], os.path.join(output_dir, f"heatmap_{qi:05d}.png"),
@@ -278,7 +278,8 @@ def run_localization(model, map_dir: str, output_dir: str, stride_m: float, tile
         summary = localization_summary(res["errors_m"], thresholds_m, prefix="")
         summary["random_tile"] = random_tile_baseline(grid, q_utm, thresholds_m)
         os.makedirs(output_dir, exist_ok=True)
-        _plots(output_dir, geo, grid, queries, res, q_utm, heat, thresholds_m)
+        _plots(output_dir, geo, grid, queries, res, q_utm, heat, thresholds_m,
+               "argmax" if decision == "argmax" else f"votes (top {int(vote_top_k)}, {float(vote_sigma_m):g} m)")
         if tile_out is not None:
             tile_out.flush()
             del tile_out  # the memmap is renamed onto tile_descriptors.npy when the block ends

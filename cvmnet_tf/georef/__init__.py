@@ -15,7 +15,7 @@ SavedModel: :func:`cvmnet_tf.inference.load_encoder`, whose ``info`` carries the
 fingerprint and :func:`encoder_preprocessing` the settings an index records). The two
 steps ``cvmnet-query build`` / ``cvmnet-query search`` run::
 
-    enc = load_encoder("runs/demo/Model/cvm_net_i/6")
+    enc = load_encoder("runs/demo/Model/cvm_net_i/12")
     fp, prep = enc.info["model_fingerprint"], encoder_preprocessing(enc)
     index = build_index("idx.npz", "map.tif", enc.satellite, fp, prep, tile_m=100, stride_m=10)
     query_index_files("idx.npz", enc.ground, "photos/", "out/", model_fingerprint=fp,
