@@ -143,7 +143,10 @@ class TrainConfig:
     synthetic_tile_offset_m: float = option(0.0, "CVUSA/CVACT --synthetic: each training tile's centre lies up to "
                                             "this many metres from the camera (uniform in a disc; validation "
                                             "tiles stay centred). Makes the descriptor tolerate the offset of a "
-                                            "map's nearest tile (README, map localization); 0: centred as CVUSA.")
+                                            "map's nearest tile (README, map localization); 0: centred as CVUSA. "
+                                            "It picks the data written, as --data_dir does, so --resume does not "
+                                            "compare it (a resume from the written folder without --synthetic "
+                                            "has 0).", alters_run=False)
     max_steps_per_epoch: int = option(0, "Cap on steps per epoch (0: whole split).")
     max_eval_pairs: int = option(0, "Cap on validation pairs (0: whole split).")
     val_split: Optional[str] = option(None, "Split evaluated after every epoch (default: the dataset's; Vo & "
