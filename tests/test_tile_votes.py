@@ -11,7 +11,7 @@ import pytest
 
 from cvmnet_tf.evaluation import localization as loc
 from cvmnet_tf.evaluation.geomap import load_map, make_tile_grid
-from cvmnet_tf.evaluation.tile_votes import TopTiles, check_vote_parameters, vote_for_tiles
+from cvmnet_tf.evaluation.tile_votes import TopTiles, check_decision, vote_for_tiles
 from test_localization import MPP, REPO, Oracle, write_oracle_map
 
 
@@ -57,11 +57,14 @@ def test_vote_matches_loop_reference_and_prefers_a_cluster():
 
 def test_bad_vote_parameters_name_the_flag():
     with pytest.raises(ValueError, match="--vote_top_k=0"):
-        check_vote_parameters(0, 20.0)
+        check_decision("votes", 0, 20.0)
     with pytest.raises(ValueError, match="--vote_sigma_m=-1"):
-        check_vote_parameters(5, -1.0)
+        check_decision("votes", 5, -1.0)
     with pytest.raises(ValueError, match="--vote_sigma_m=nan"):
-        check_vote_parameters(5, float("nan"))
+        check_decision("votes", 5, float("nan"))
+    check_decision("argmax", 0, -1.0)  # the vote parameters do not matter to argmax
+    with pytest.raises(ValueError, match="--decision='best'"):
+        check_decision("best", 20, 20.0)
 
 
 class TableEncoder(Oracle):

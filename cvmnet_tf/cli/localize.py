@@ -4,7 +4,7 @@
         --stride_m 10 --output_dir out/localization
 
 Tiles the map every ``--stride_m``, localizes each panorama to its most similar tile (or, with
-``--decision votes``, to the centre of the densest cluster among its most similar tiles) and
+``--decision votes``, to the one among its most similar tiles that most of the others lie near) and
 writes recall within distance, mean error, ``recall_vs_distance.png`` and heatmaps
 (:mod:`cvmnet_tf.evaluation.localization`).
 """
@@ -59,7 +59,7 @@ def _main() -> int:
 
     from cvmnet_tf.evaluation.localization import baseline_line, run_localization, summary_lines
     from cvmnet_tf.evaluation.published import LOCALIZATION_SETTING
-    from cvmnet_tf.evaluation.tile_votes import check_vote_parameters
+    from cvmnet_tf.evaluation.tile_votes import check_decision
 
     f = flags.FLAGS
     thresholds = parse_numbers(f.thresholds_m, "thresholds_m", float, minimum=0)
@@ -74,11 +74,10 @@ def _main() -> int:
     if os.path.exists(f.output_dir) and not os.path.isdir(f.output_dir):
         raise UsageError("exists and is not a folder", "output_dir", f.output_dir)
     precision = _precision(f.mixed_precision)
-    if f.decision == "votes":
-        try:
-            check_vote_parameters(f.vote_top_k, f.vote_sigma_m)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+    try:
+        check_decision(f.decision, f.vote_top_k, f.vote_sigma_m)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     summary, _ = run_localization(f.checkpoint, f.map_dir, f.output_dir, f.stride_m, f.tile_m,
                                   thresholds_m=thresholds, batch_size=f.batch_size, num_heatmaps=f.num_heatmaps,
                                   dataset=f.dataset, save_tile_descriptors=f.save_tile_descriptors,

@@ -33,14 +33,15 @@ import numpy as np
 from cvmnet_tf.evaluation import geo as geo_metrics
 from cvmnet_tf.evaluation.geo import DEFAULT_LOCALIZATION_THRESHOLDS_M, errors_from_best, localization_summary
 from cvmnet_tf.evaluation.geomap import DEFAULT_TILE_M, GeoMap, TileGrid, iter_tile_batches, load_map, make_tile_grid
-from cvmnet_tf.evaluation.tile_votes import DECISION_RULES, TopTiles, check_vote_parameters, vote_for_tiles
+from cvmnet_tf.evaluation.tile_votes import DECISION_RULES, TopTiles, check_decision, vote_for_tiles
 from cvmnet_tf.utils import atomic_io
 
 #: Defaults of ``decision="votes"``: the 20 most similar tiles vote with a Gaussian of 20 m.
 DEFAULT_VOTE_TOP_K = 20
 DEFAULT_VOTE_SIGMA_M = 20.0
 
-__all__ = ["DECISION_RULES", "DEFAULT_VOTE_TOP_K", "DEFAULT_VOTE_SIGMA_M", "localize", "run_localization", "encode_queries", "random_tile_baseline", "baseline_line", "summary_lines"]
+__all__ = ["DECISION_RULES", "DEFAULT_VOTE_TOP_K", "DEFAULT_VOTE_SIGMA_M", "localize", "run_localization",
+           "encode_queries", "random_tile_baseline", "baseline_line", "summary_lines"]
 
 
 def encode_queries(encoder, paths: Sequence[str], batch_size: int = 16) -> np.ndarray:
@@ -70,8 +71,8 @@ def localize(encoder, geo: GeoMap, grid: TileGrid, query_descriptors: np.ndarray
       tile_descriptor_out: optional writable array (num_tiles, dim) receiving the tile descriptors.
 
     Returns dict: ``best_index`` int64 (Nq,) (the chosen tile; lowest tile index on ties),
-    ``best_similarity`` float32 (Nq,) (its similarity), ``predicted_utm`` float64 (Nq, 2), ``errors_m`` float64 (Nq,),
-    ``similarity_maps`` float32 (len(heatmap_queries), rows, cols).
+    ``best_similarity`` float32 (Nq,) (its similarity), ``predicted_utm`` float64 (Nq, 2),
+    ``errors_m`` float64 (Nq,), ``similarity_maps`` float32 (len(heatmap_queries), rows, cols).
     """
     from cvmnet_tf.evaluation.metrics import check_descriptors
     from cvmnet_tf.inference.encoders import check_encoder_output
@@ -82,10 +83,7 @@ def localize(encoder, geo: GeoMap, grid: TileGrid, query_descriptors: np.ndarray
         raise ValueError(f"query_utm must be finite (Nq={q.shape[0]}, 2) metres, got shape {q_utm.shape}")
     if batch_size < 1:
         raise ValueError(f"--batch_size={batch_size}: must be >= 1")
-    if decision not in DECISION_RULES:
-        raise ValueError(f"--decision={decision!r}: must be one of {', '.join(DECISION_RULES)}")
-    if decision == "votes":
-        check_vote_parameters(vote_top_k, vote_sigma_m)
+    check_decision(decision, vote_top_k, vote_sigma_m)
     heat = [int(i) for i in heatmap_queries]
     if any(not 0 <= i < q.shape[0] for i in heat):
         raise ValueError(f"heatmap query indices {heat} out of range 0..{q.shape[0] - 1}")
@@ -251,10 +249,7 @@ def run_localization(model, map_dir: str, output_dir: str, stride_m: float, tile
 
     thresholds_m = [float(t) for t in thresholds_m]
     localization_summary(np.zeros(1), thresholds_m)  # validates the thresholds before any work
-    if decision not in DECISION_RULES:
-        raise ValueError(f"--decision={decision!r}: must be one of {', '.join(DECISION_RULES)}")
-    if decision == "votes":
-        check_vote_parameters(vote_top_k, vote_sigma_m)
+    check_decision(decision, vote_top_k, vote_sigma_m)
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise ValueError(f"--output_dir={output_dir!r} exists and is not a folder")
     geo, queries = load_map(map_dir)

@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DECISION_RULES", "TopTiles", "vote_for_tiles", "check_vote_parameters"]
+__all__ = ["DECISION_RULES", "TopTiles", "vote_for_tiles", "check_decision"]
 
 #: Decision rules of :func:`cvmnet_tf.evaluation.localization.localize`.
 DECISION_RULES = ("argmax", "votes")
 
 
-def check_vote_parameters(top_k: int, sigma_m: float) -> None:
-    """ValueError naming the flag when ``top_k`` < 1 or ``sigma_m`` is not a positive distance."""
+def check_decision(decision: str, top_k: int, sigma_m: float) -> None:
+    """ValueError naming the flag for an unknown ``decision`` or, with ``"votes"``, ``top_k`` < 1
+    or a ``sigma_m`` that is not a positive distance in metres."""
+    if decision not in DECISION_RULES:
+        raise ValueError(f"--decision={decision!r}: must be one of {', '.join(DECISION_RULES)}")
+    if decision != "votes":
+        return
     if int(top_k) != top_k or top_k < 1:
         raise ValueError(f"--vote_top_k={top_k}: must be an integer >= 1")
     if not (np.isfinite(sigma_m) and sigma_m > 0):
