@@ -45,14 +45,14 @@ def test_streaming_top_k_matches_a_full_sort_with_ties(batch):
 def test_vote_matches_loop_reference_and_prefers_a_cluster():
     rng = np.random.default_rng(0)
     centres = rng.uniform(0, 200, (6, 8, 2))
-    got = vote_for_tiles(np.zeros((6, 8), np.int64), centres, 20.0)
+    got = vote_for_tiles(centres, 20.0)
     assert got.tolist() == [_reference_vote(c, 20.0) for c in centres]
     # A lone best tile far away loses to a cluster of three slightly worse tiles.
     c = np.array([[[900.0, 900.0], [0.0, 0.0], [10.0, 0.0], [0.0, 10.0]]])
-    assert vote_for_tiles(np.zeros((1, 4), np.int64), c, 20.0).tolist() == [1]
+    assert vote_for_tiles(c, 20.0).tolist() == [1]
     # Equal scores: the more similar (earlier) tile wins.
     c = np.array([[[0.0, 0.0], [500.0, 0.0]]])
-    assert vote_for_tiles(np.zeros((1, 2), np.int64), c, 20.0).tolist() == [0]
+    assert vote_for_tiles(c, 20.0).tolist() == [0]
 
 
 def test_bad_vote_parameters_name_the_flag():

@@ -23,7 +23,7 @@ def define_flags(fv=None) -> None:
 
     from cvmnet_tf.data.registry import DATASET_NAMES
     from cvmnet_tf.evaluation.geo import DEFAULT_LOCALIZATION_THRESHOLDS_M
-    from cvmnet_tf.evaluation.localization import DECISION_RULES, DEFAULT_VOTE_SIGMA_M, DEFAULT_VOTE_TOP_K
+    from cvmnet_tf.evaluation.tile_votes import DECISION_RULES, DEFAULT_VOTE_SIGMA_M, DEFAULT_VOTE_TOP_K
 
     fv = fv or flags.FLAGS
     flags.DEFINE_string("checkpoint", None, "SavedModel folder, checkpoint folder or .keras file.", flag_values=fv)
@@ -59,7 +59,7 @@ def _main() -> int:
 
     from cvmnet_tf.evaluation.localization import baseline_line, run_localization, summary_lines
     from cvmnet_tf.evaluation.published import LOCALIZATION_SETTING
-    from cvmnet_tf.evaluation.tile_votes import check_decision
+    from cvmnet_tf.evaluation.tile_votes import check_decision, describe_decision
 
     f = flags.FLAGS
     thresholds = parse_numbers(f.thresholds_m, "thresholds_m", float, minimum=0)
@@ -84,8 +84,7 @@ def _main() -> int:
                                   precision=precision, decision=f.decision, vote_top_k=f.vote_top_k,
                                   vote_sigma_m=f.vote_sigma_m)
     grid = summary["grid"]
-    rule = "most similar tile" if f.decision == "argmax" else \
-        f"votes of the {f.vote_top_k} most similar tiles, sigma {f.vote_sigma_m:g} m"
+    rule = describe_decision(f.decision, f.vote_top_k, f.vote_sigma_m)
     print(f"Localization of {summary['num_queries']} panoramas on {grid['num_tiles']} tiles of {grid['tile_m']:g} m "
           f"every {grid['stride_m']:g} m, {rule} (random tile = chance level; paper: {LOCALIZATION_SETTING}):")
     for line in summary_lines(summary):

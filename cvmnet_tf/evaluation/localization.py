@@ -33,12 +33,9 @@ import numpy as np
 from cvmnet_tf.evaluation import geo as geo_metrics
 from cvmnet_tf.evaluation.geo import DEFAULT_LOCALIZATION_THRESHOLDS_M, errors_from_best, localization_summary
 from cvmnet_tf.evaluation.geomap import DEFAULT_TILE_M, GeoMap, TileGrid, iter_tile_batches, load_map, make_tile_grid
-from cvmnet_tf.evaluation.tile_votes import DECISION_RULES, TopTiles, check_decision, vote_for_tiles
+from cvmnet_tf.evaluation.tile_votes import (DECISION_RULES, DEFAULT_VOTE_SIGMA_M, DEFAULT_VOTE_TOP_K, TopTiles,
+                                             check_decision, describe_decision, vote_for_tiles)
 from cvmnet_tf.utils import atomic_io
-
-#: Defaults of ``decision="votes"``: the 20 most similar tiles vote with a Gaussian of 20 m.
-DEFAULT_VOTE_TOP_K = 20
-DEFAULT_VOTE_SIGMA_M = 20.0
 
 __all__ = ["DECISION_RULES", "DEFAULT_VOTE_TOP_K", "DEFAULT_VOTE_SIGMA_M", "localize", "run_localization",
            "encode_queries", "random_tile_baseline", "baseline_line", "summary_lines"]
@@ -87,10 +84,8 @@ def localize(encoder, geo: GeoMap, grid: TileGrid, query_descriptors: np.ndarray
     heat = [int(i) for i in heatmap_queries]
     if any(not 0 <= i < q.shape[0] for i in heat):
         raise ValueError(f"heatmap query indices {heat} out of range 0..{q.shape[0] - 1}")
-    best = np.zeros(q.shape[0], np.int64)
-    best_sim = np.full(q.shape[0], -np.inf, np.float32)
     maps = np.zeros((len(heat), grid.num_tiles), np.float32)
-    top = TopTiles(q.shape[0], vote_top_k) if decision == "votes" else None
+    top = TopTiles(q.shape[0], vote_top_k if decision == "votes" else 1)  # argmax: the top 1
     bar = None
     if progress:
         import keras
@@ -102,21 +97,15 @@ def localize(encoder, geo: GeoMap, grid: TileGrid, query_descriptors: np.ndarray
         if tile_descriptor_out is not None:
             tile_descriptor_out[idx] = d
         sim = q @ d.T  # (Nq, B)
-        arg = np.argmax(sim, axis=1)  # first maximum: lowest index on ties
-        val = sim[np.arange(q.shape[0]), arg]
-        better = val > best_sim  # strictly: an earlier tile keeps a tie
-        best[better] = idx[arg[better]]
-        best_sim[better] = val[better]
-        if top is not None:
-            top.update(sim, idx)
+        top.update(sim, idx)
         if heat:
             maps[:, idx] = sim[heat]
         if bar is not None:
             bar.update(int(idx[-1]) + 1)
-    if top is not None:
-        column = vote_for_tiles(top.index, grid.centres(top.index), vote_sigma_m)
-        rows = np.arange(q.shape[0])
-        best, best_sim = top.index[rows, column], top.similarity[rows, column]
+    column = vote_for_tiles(grid.centres(top.index), vote_sigma_m) if decision == "votes" else \
+        np.zeros(q.shape[0], np.int64)
+    rows = np.arange(q.shape[0])
+    best, best_sim = top.index[rows, column], top.similarity[rows, column]
     pred = grid.centres(best)
     return {"best_index": best, "best_similarity": best_sim, "predicted_utm": pred,
             "errors_m": errors_from_best(np.arange(len(best)), q_utm, pred),
@@ -192,11 +181,11 @@ def summary_lines(summary: dict) -> list:
 
 
 def _decision_dict(decision: str, top_k: int, sigma_m: float) -> dict:
-    if decision == "argmax":
-        return {"rule": "argmax", "text": "the most similar tile (lowest index on ties)"}
-    return {"rule": "votes", "top_k": int(top_k), "sigma_m": float(sigma_m),
-            "text": f"each of the {int(top_k)} most similar tiles votes with a Gaussian of {float(sigma_m):g} m; "
-                    "the one among them with the most votes (ties: the more similar)"}
+    out = {"rule": decision, "text": describe_decision(decision, top_k, sigma_m),
+           "ties": "the lowest tile index" if decision == "argmax" else "the more similar tile"}
+    if decision == "votes":
+        out.update(top_k=int(top_k), sigma_m=float(sigma_m))
+    return out
 
 
 def _report(summary, grid, map_dir, tile_m, stride_m, model, decision: dict) -> dict:
@@ -274,7 +263,7 @@ def run_localization(model, map_dir: str, output_dir: str, stride_m: float, tile
         summary["random_tile"] = random_tile_baseline(grid, q_utm, thresholds_m)
         os.makedirs(output_dir, exist_ok=True)
         _plots(output_dir, geo, grid, queries, res, q_utm, heat, thresholds_m,
-               "argmax" if decision == "argmax" else f"votes (top {int(vote_top_k)}, {float(vote_sigma_m):g} m)")
+               "argmax" if decision == "argmax" else f"votes of the top {int(vote_top_k)}, {float(vote_sigma_m):g} m")
         if tile_out is not None:
             tile_out.flush()
             del tile_out  # the memmap is renamed onto tile_descriptors.npy when the block ends

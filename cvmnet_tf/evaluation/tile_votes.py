@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DECISION_RULES", "TopTiles", "vote_for_tiles", "check_decision"]
+__all__ = ["DECISION_RULES", "DEFAULT_VOTE_TOP_K", "DEFAULT_VOTE_SIGMA_M", "TopTiles", "vote_for_tiles",
+           "check_decision", "describe_decision"]
 
 #: Decision rules of :func:`cvmnet_tf.evaluation.localization.localize`.
 DECISION_RULES = ("argmax", "votes")
+#: Defaults of ``votes``: the 20 most similar tiles vote with a Gaussian of 20 m.
+DEFAULT_VOTE_TOP_K = 20
+DEFAULT_VOTE_SIGMA_M = 20.0
 
 
 def check_decision(decision: str, top_k: int, sigma_m: float) -> None:
@@ -33,6 +37,13 @@ def check_decision(decision: str, top_k: int, sigma_m: float) -> None:
         raise ValueError(f"--vote_top_k={top_k}: must be an integer >= 1")
     if not (np.isfinite(sigma_m) and sigma_m > 0):
         raise ValueError(f"--vote_sigma_m={sigma_m}: must be a positive distance in metres")
+
+
+def describe_decision(decision: str, top_k: int, sigma_m: float) -> str:
+    """The rule in words, for printed lines, plot titles and ``localization.json``."""
+    if decision == "argmax":
+        return "the most similar tile"
+    return f"votes of the {int(top_k)} most similar tiles, sigma {float(sigma_m):g} m"
 
 
 class TopTiles:
@@ -50,19 +61,19 @@ class TopTiles:
     def update(self, similarity: np.ndarray, tile_index: np.ndarray) -> None:
         """Merge one batch: ``similarity`` float (Nq, B) to tiles ``tile_index`` int (B,)."""
         sim = np.concatenate([self.similarity, np.asarray(similarity, np.float32)], axis=1)
-        idx = np.concatenate([self.index, np.broadcast_to(np.asarray(tile_index, np.int64), sim[:, -len(tile_index):]
-                                                          .shape)], axis=1)
+        batch = np.asarray(tile_index, np.int64)
+        idx = np.concatenate([self.index, np.broadcast_to(batch, (sim.shape[0], batch.size))], axis=1)
         # Sort key: similarity descending, tile index ascending (lexsort: last key first).
         order = np.lexsort((idx, -sim), axis=1)[:, :self.top_k]
         self.similarity = np.take_along_axis(sim, order, axis=1)
         self.index = np.take_along_axis(idx, order, axis=1)
 
 
-def vote_for_tiles(top_index: np.ndarray, top_centres: np.ndarray, sigma_m: float) -> np.ndarray:
-    """The position in each row of ``top_index`` (int (Nq, k), sorted best first) of the tile
-    whose centre collects the most Gaussian votes: ``score_i = sum_j exp(-|c_i - c_j|^2 / (2
-    sigma_m^2))`` over the row's k centres ``top_centres`` (float (Nq, k, 2), metres). Ties go
-    to the more similar tile (the earlier column). Returns int64 (Nq,) column numbers."""
+def vote_for_tiles(top_centres: np.ndarray, sigma_m: float) -> np.ndarray:
+    """The column, in each row of ``top_centres`` (float (Nq, k, 2) metres: the centres of a
+    query's k most similar tiles, best first), of the tile whose centre collects the most
+    Gaussian votes: ``score_i = sum_j exp(-|c_i - c_j|^2 / (2 sigma_m^2))`` over the row's k
+    centres. Ties go to the more similar tile (the earlier column). Returns int64 (Nq,)."""
     c = np.asarray(top_centres, np.float64)
     d2 = ((c[:, :, None, :] - c[:, None, :, :]) ** 2).sum(-1)  # (Nq, k, k)
     score = np.exp(-d2 / (2.0 * float(sigma_m) ** 2)).sum(-1)
